@@ -1,0 +1,64 @@
+"""Entry point of the ``dpipe-tui`` command; assembles the command modules.
+
+Each command module registers its commands on the one typer app and imports its services lazily,
+inside the command function, so ``dpipe-tui --help`` and the TUI start fast and never import torch.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dpipe_tui import __version__
+from dpipe_tui.cli import common
+
+app = typer.Typer(
+    name="dpipe-tui",
+    help="A terminal cockpit for training diffusion LoRAs with diffusion-pipe.\n\n" + common.EXIT_CODES_HELP,
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"dpipe-tui {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    home: common.HomeOption = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Without a command: show help (the TUI opens here once it lands)."""
+    common.apply_home(home)
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in ("profile_cmds", "run_cmds", "telemetry_cmds"):
+        try:
+            module = importlib.import_module(f"dpipe_tui.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command group not written yet
+            if exc.name != f"dpipe_tui.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    """Run the command line."""
+    app()
