@@ -11,7 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o600, fsync: bool = True) -> None:

@@ -16,6 +16,7 @@ Resolution of the home directory, first match wins:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -90,8 +91,6 @@ def ensure_private_dir(path: Path) -> Path:
             break
         current = current.parent
     for directory in reversed(missing):
-        try:
+        with contextlib.suppress(FileExistsError):
             directory.mkdir(mode=0o700)
-        except FileExistsError:
-            pass
     return path

@@ -1,4 +1,4 @@
-"""Layering is enforced at run time too: no domain module pulls in Textual (or torch), even lazily at import."""
+"""Layering is enforced at run time too: no domain module imports Textual or torch, even lazily."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ import pytest
 
 import dpipe_tui
 
-DOMAIN_PACKAGES = ("profiles", "datasets", "runs", "supervisor", "telemetry", "gpu", "checkpoints", "services")
+DOMAIN_PACKAGES = (
+    "profiles",
+    "datasets",
+    "runs",
+    "supervisor",
+    "telemetry",
+    "gpu",
+    "checkpoints",
+    "services",
+)
 
 
 def _domain_modules() -> list[str]:

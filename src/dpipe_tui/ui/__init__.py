@@ -1,0 +1,1 @@
+"""The Textual TUI (next wave): screens and widgets over dpipe_tui.services."""
