@@ -181,7 +181,8 @@ def _rules_directory(cfg: DatasetConfig, i: int, d: DirectoryConfig) -> list[Dat
                     "resolutions",
                     "error",
                     "'resolutions' is missing at dataset level; diffusion-pipe reads it for every "
-                    "directory without size_buckets, even one that sets its own, and fails with KeyError: 'resolutions'",
+                    "directory without size_buckets, even one that sets its own "
+                    "(KeyError: 'resolutions')",
                     "add e.g. resolutions = [512] at the top of the dataset file",
                 )
             )
