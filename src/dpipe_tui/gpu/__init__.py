@@ -1,0 +1,1 @@
+"""GPU monitoring: NVML probe (``probe``), per-run attribution and peak VRAM (``attribution``)."""

@@ -1,0 +1,276 @@
+"""Progress, ETA and save/checkpoint timing: what diffusion-pipe never prints (spec §3.3, §7.3).
+
+Why a pure model fed with events: the monitor, the CLI and the TUI all derive the same numbers from
+the same event stream, replayed from ``metrics.jsonl`` after a restart. Time comes from an injected
+clock. Speed is an EMA of DeepSpeed's ``iter time``, which includes any eval/save/checkpoint done
+since the previous print (spec §4.3): samples taken across such a pause are left out, and lone
+outliers (> 3x the average) are ignored unless they persist (a real slowdown).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dpipe_tui.telemetry.events import Event, Phase
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+_PAUSES = frozenset({Phase.EVAL.value, Phase.SAVING.value, Phase.CHECKPOINTING.value})
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressPlan:
+    """What is known before the run starts (from the profile and the dataset plan)."""
+
+    steps_per_epoch: int | None = None
+    epochs: int | None = None
+    max_steps: int | None = None
+    total_steps: int | None = None
+    save_every_n_epochs: int | None = None
+    save_every_n_steps: int | None = None
+    checkpoint_every_n_minutes: float | None = None
+    checkpoint_every_n_epochs: int | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, steps_per_epoch: int | None = None) -> ProgressPlan:
+        """Read the timing keys of a main TOML mapping (unknown/missing keys are None)."""
+
+        def num(key: str) -> Any:
+            value = config.get(key)
+            return (
+                value
+                if isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+                else None
+            )
+
+        return cls(
+            steps_per_epoch=steps_per_epoch,
+            epochs=num("epochs"),
+            max_steps=num("max_steps"),
+            save_every_n_epochs=num("save_every_n_epochs"),
+            save_every_n_steps=num("save_every_n_steps"),
+            checkpoint_every_n_minutes=num("checkpoint_every_n_minutes"),
+            checkpoint_every_n_epochs=num("checkpoint_every_n_epochs"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressSnapshot:
+    """Everything a progress panel shows; None where unknown."""
+
+    phase: str | None
+    step: int | None
+    epoch: int | None
+    epochs: int | None
+    steps_per_epoch: int | None
+    total_steps: int | None
+    fraction: float | None
+    steps_per_sec: float | None
+    sec_per_step: float | None
+    eta_sec: float | None
+    loss: float | None
+    loss_ema: float | None
+    next_save_step: int | None
+    next_save_in_sec: float | None
+    next_checkpoint_in_sec: float | None
+    last_checkpoint_step: int | None
+    last_checkpoint_age_sec: float | None
+    last_save: str | None
+    completed: bool
+    warnings: tuple[str, ...] = field(default=())
+
+
+class ProgressModel:
+    """Folds events into progress state; :meth:`snapshot` gives the typed view.
+
+    Args:
+        plan: what is known up front (may be empty; steps/epoch is learned from the log then).
+        clock: current time (injected).
+        alpha: EMA weight of a new sample.
+    """
+
+    def __init__(
+        self, plan: ProgressPlan | None = None, clock: Callable[[], float] = time.time, alpha: float = 0.1
+    ) -> None:
+        self.plan = plan or ProgressPlan()
+        self._clock = clock
+        self._alpha = alpha
+        self._spe = self.plan.steps_per_epoch
+        self.step: int | None = None
+        self.epoch: int | None = None
+        self.phase: str | None = None
+        self._paused = False
+        self._iter_ema: float | None = None
+        self._outliers = 0
+        self.loss: float | None = None
+        self.loss_ema: float | None = None
+        self._epoch_start: dict[int, int] = {}
+        self._ckpt_step: int | None = None
+        self._ckpt_t: float | None = None
+        self._train_start_t: float | None = None
+        self._last_save: str | None = None
+        self.completed = False
+
+    def feed(self, events: Iterable[Event]) -> None:
+        """Fold events in order."""
+        for event in events:
+            handler = getattr(self, f"_on_{event.kind.value}", None)
+            if handler is not None:
+                handler(event)
+
+    def _on_phase(self, event: Event) -> None:
+        self.phase = str(event.get("phase"))
+        if self.phase in _PAUSES:
+            self._paused = True
+
+    def _on_step(self, event: Event) -> None:
+        step = int(event.data["step"])
+        if self._train_start_t is None:
+            self._train_start_t = event.t
+        if self.epoch is None:
+            self.epoch = 1 if self._spe is None else 1 + (step - 1) // self._spe
+            self._epoch_start.setdefault(self.epoch, step)
+        self.step = step
+        loss = event.get("loss")
+        if isinstance(loss, float | int) and math.isfinite(loss):
+            self.loss = float(loss)
+            self.loss_ema = self.loss if self.loss_ema is None else self._ema(self.loss_ema, self.loss)
+        iter_time = event.get("iter_time")
+        if isinstance(iter_time, float | int) and iter_time > 0 and not self._paused:
+            self._update_speed(float(iter_time))
+        self._paused = False
+
+    def _ema(self, old: float, new: float) -> float:
+        return old + self._alpha * (new - old)
+
+    def _update_speed(self, sample: float) -> None:
+        if self._iter_ema is None:
+            self._iter_ema = sample
+            return
+        if sample > 3 * self._iter_ema and self._outliers < 5:
+            self._outliers += 1
+            return
+        if self._outliers >= 5:
+            self._iter_ema = sample  # it stayed slow: a new regime, not a pause
+        self._outliers = 0
+        self._iter_ema = self._ema(self._iter_ema, sample)
+
+    def _on_epoch(self, event: Event) -> None:
+        epoch = int(event.data["epoch"])
+        step = event.get("step")
+        self.epoch = epoch
+        if isinstance(step, int):
+            self._epoch_start[epoch] = step + 1
+            if self._spe is None:
+                if epoch == 2:
+                    self._spe = step
+                elif epoch - 1 in self._epoch_start:
+                    self._spe = step + 1 - self._epoch_start[epoch - 1]
+
+    def _on_resume(self, event: Event) -> None:
+        self.epoch = int(event.data["epoch"])
+        self.step = int(event.data["step"]) - 1
+        self._ckpt_step = self.step
+        self._ckpt_t = event.t
+        self._train_start_t = event.t
+
+    def _on_checkpoint(self, event: Event) -> None:
+        step = event.get("step")
+        self._ckpt_step = int(step) if step is not None else self.step
+        self._ckpt_t = event.t
+
+    def _on_save(self, event: Event) -> None:
+        self._last_save = str(event.get("dir"))
+
+    def _on_complete(self, event: Event) -> None:
+        self.completed = True
+
+    @property
+    def steps_per_epoch(self) -> int | None:
+        """Steps per epoch: from the plan, else learned from the epoch lines."""
+        return self._spe
+
+    def total_steps(self) -> int | None:
+        """epochs x steps/epoch, capped by max_steps (or the plan's explicit total)."""
+        plan = self.plan
+        total = plan.total_steps
+        if total is None and plan.epochs and self._spe:
+            total = plan.epochs * self._spe
+        if plan.max_steps:
+            total = min(total, plan.max_steps) if total else plan.max_steps
+        return total
+
+    def snapshot(self) -> ProgressSnapshot:
+        """The current view, computed at ``clock()``."""
+        now = self._clock()
+        plan, step, spe = self.plan, self.step, self._spe
+        total = self.total_steps()
+        sps = 1.0 / self._iter_ema if self._iter_ema else None
+        remaining = total - step if total is not None and step is not None else None
+        eta = max(remaining, 0) * self._iter_ema if remaining is not None and self._iter_ema else None
+        next_save = self._next_save_step()
+        warnings: list[str] = []
+        if step and self._ckpt_step is None and not self.completed:
+            warnings.append("no checkpoint yet: a crash now loses everything (resume needs global_stepN)")
+        return ProgressSnapshot(
+            phase=self.phase,
+            step=step,
+            epoch=self.epoch,
+            epochs=plan.epochs,
+            steps_per_epoch=spe,
+            total_steps=total,
+            fraction=min(step / total, 1.0) if total and step is not None else None,
+            steps_per_sec=sps,
+            sec_per_step=self._iter_ema,
+            eta_sec=eta,
+            loss=self.loss,
+            loss_ema=self.loss_ema,
+            next_save_step=next_save,
+            next_save_in_sec=self._in_sec(next_save),
+            next_checkpoint_in_sec=self._next_checkpoint_in(now),
+            last_checkpoint_step=self._ckpt_step,
+            last_checkpoint_age_sec=now - self._ckpt_t if self._ckpt_t is not None else None,
+            last_save=self._last_save,
+            completed=self.completed,
+            warnings=tuple(warnings),
+        )
+
+    def _in_sec(self, target: int | None) -> float | None:
+        if target is None or self.step is None or self._iter_ema is None:
+            return None
+        return max(target - self.step, 0) * self._iter_ema
+
+    def _next_epoch_boundary(self, every: int) -> int | None:
+        if self._spe is None or self.step is None:
+            return None
+        epoch = self.epoch or 1
+        target = math.ceil(epoch / every) * every
+        return target * self._spe
+
+    def _next_save_step(self) -> int | None:
+        plan, step = self.plan, self.step
+        candidates: list[int] = []
+        if plan.save_every_n_steps and step is not None:
+            candidates.append((step // plan.save_every_n_steps + 1) * plan.save_every_n_steps)
+        if plan.save_every_n_epochs:
+            boundary = self._next_epoch_boundary(plan.save_every_n_epochs)
+            if boundary is not None:
+                candidates.append(boundary)
+        return min(candidates) if candidates else None
+
+    def _next_checkpoint_in(self, now: float) -> float | None:
+        plan = self.plan
+        options: list[float] = []
+        if plan.checkpoint_every_n_minutes:
+            since = self._ckpt_t if self._ckpt_t is not None else self._train_start_t
+            if since is not None:
+                options.append(max(since + plan.checkpoint_every_n_minutes * 60 - now, 0.0))
+        if plan.checkpoint_every_n_epochs:
+            seconds = self._in_sec(self._next_epoch_boundary(plan.checkpoint_every_n_epochs))
+            if seconds is not None:
+                options.append(seconds)
+        return min(options) if options else None

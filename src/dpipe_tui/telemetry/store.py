@@ -1,0 +1,186 @@
+"""Reading a run's ``metrics.jsonl`` and ``console.log`` incrementally, and keeping series compactly.
+
+Why offsets: both files grow for days (a console log can reach gigabytes), and the TUI polls them
+every ~250 ms. Each reader keeps a byte offset and reads only what was appended; a half-written last
+line stays for the next call; a file that shrank (truncated, rotated, replaced) is read again from
+the start. :meth:`LogTail.last_lines` seeks from the end, so opening a huge log costs a few blocks.
+Series store floats in ``array`` buffers (8 bytes a point, no per-point objects).
+"""
+
+from __future__ import annotations
+
+import os
+from array import array
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dpipe_tui.telemetry.events import Event, EventKind
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_BLOCK = 64 * 1024
+
+
+class _ByteTail:
+    """Appended complete lines of a file, by byte offset."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = Path(path)
+        self.offset = offset
+        self._ident: tuple[int, int] | None = None
+
+    def read_new_lines(self, max_bytes: int | None = None) -> list[bytes]:
+        try:
+            with self.path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                ident = (st.st_dev, st.st_ino)
+                if (self._ident is not None and ident != self._ident) or st.st_size < self.offset:
+                    self.offset = 0  # rotated or truncated
+                self._ident = ident
+                if st.st_size == self.offset:
+                    return []
+                fh.seek(self.offset)
+                want = st.st_size - self.offset
+                data = fh.read(want if max_bytes is None else min(want, max_bytes))
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        return data[:end].split(b"\n")
+
+
+class MetricsTail:
+    """Incremental reader of ``metrics.jsonl``: :meth:`read_new` returns the events appended since."""
+
+    def __init__(self, path: Path) -> None:
+        self._tail = _ByteTail(path)
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the first unread line."""
+        return self._tail.offset
+
+    def read_new(self) -> list[Event]:
+        """Events from the complete lines appended since the last call (bad lines are skipped)."""
+        out: list[Event] = []
+        for raw in self._tail.read_new_lines():
+            if raw.strip():
+                event = Event.from_json(raw.decode("utf-8", "replace"))
+                if event is not None:
+                    out.append(event)
+        return out
+
+
+class LogTail:
+    """``console.log`` reader: the last N lines fast, then the lines appended since.
+
+    Lines are split on ``\\n`` and ``\\r`` (tqdm redraws), keeping the last redraw of each line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._tail = _ByteTail(self.path)
+
+    def last_lines(self, n: int) -> list[str]:
+        """The last ``n`` lines, reading backwards block by block; later reads start after them."""
+        try:
+            with self.path.open("rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                chunks: list[bytes] = []
+                count = 0
+                pos = size
+                while pos > 0 and count <= n:
+                    step = min(_BLOCK, pos)
+                    pos -= step
+                    fh.seek(pos)
+                    chunk = fh.read(step)
+                    chunks.append(chunk)
+                    count += chunk.count(b"\n")
+        except FileNotFoundError:
+            return []
+        data = b"".join(reversed(chunks))
+        last_nl = data.rfind(b"\n")
+        self._tail.offset = pos + last_nl + 1 if last_nl >= 0 else pos
+        lines = [_last_redraw(raw) for raw in data[: last_nl if last_nl >= 0 else 0].split(b"\n")]
+        if pos > 0:
+            lines = lines[1:]  # the first piece may be a partial line
+        return lines[-n:] if n else []
+
+    def read_new(self, max_bytes: int | None = 8 * 1024 * 1024) -> list[str]:
+        """Complete lines appended since the last call (at most ``max_bytes`` per call)."""
+        return [_last_redraw(raw) for raw in self._tail.read_new_lines(max_bytes)]
+
+
+def _last_redraw(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    if "\r" in text:
+        parts = [p for p in text.split("\r") if p]
+        return parts[-1] if parts else ""
+    return text
+
+
+class Series:
+    """A growing (x, y) series in two ``array('d')`` buffers."""
+
+    def __init__(self) -> None:
+        self.x: array[float] = array("d")
+        self.y: array[float] = array("d")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def append(self, x: float, y: float) -> None:
+        """Add one point; a point whose x does not grow replaces the tail from x on (a resume)."""
+        if self.x and x <= self.x[-1]:
+            cut = _bisect_left(self.x, x)
+            del self.x[cut:]
+            del self.y[cut:]
+        self.x.append(x)
+        self.y.append(y)
+
+
+def _bisect_left(values: array[float], x: float) -> int:
+    lo, hi = 0, len(values)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+class MetricSeries:
+    """The series a run view plots, fed with events: loss and lr per step, eval loss per name."""
+
+    def __init__(self) -> None:
+        self.loss = Series()
+        self.lr = Series()
+        self.epoch_loss = Series()
+        self.evals: dict[str, Series] = {}
+        self.scalars: dict[str, Series] = {}
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Fold events into the series."""
+        for event in events:
+            kind = event.kind
+            if kind is EventKind.STEP:
+                step = float(event.data["step"])
+                self.loss.append(step, float(event.get("loss", float("nan"))))
+                lr = event.get("lr")
+                if lr:
+                    self.lr.append(step, float(lr[0]))
+            elif kind is EventKind.EVAL and event.get("loss") is not None:
+                series = self.evals.setdefault(str(event.get("name", "eval")), Series())
+                series.append(float(event.get("step", 0)), float(event.data["loss"]))
+            elif kind is EventKind.SCALAR:
+                tag = str(event.get("tag"))
+                if tag == "train/epoch_loss":
+                    self.epoch_loss.append(float(event.get("step", 0)), float(event.get("value")))
+                elif tag != "train/loss":
+                    self.scalars.setdefault(tag, Series()).append(
+                        float(event.get("step", 0)), float(event.get("value"))
+                    )

@@ -1,0 +1,93 @@
+"""Incremental reader of the TensorBoard event files in an engine's run folder (spec §5.4).
+
+Why: the console never prints eval loss or epoch loss; only TensorBoard has them. The engine's
+SummaryWriter flushes every ~2 minutes and a resume starts a new ``events.out.tfevents.*`` file, so
+the reader keeps a byte offset per file, reads only what was appended, and leaves a half-written
+tail record for the next call. Scalars become ``scalar`` events; ``<name>/loss`` (with the
+``<name>/loss_quantile_*`` written just before it) becomes one ``eval`` event.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from dpipe_tui.telemetry.events import Event, EventKind
+from dpipe_tui.telemetry.tfrecord import CorruptRecord, ScalarRecord, decode_event, read_records
+
+log = logging.getLogger(__name__)
+_PATTERN = "events.out.tfevents.*"
+
+
+class TfEventsReader:
+    """Reads new scalars from every event file in ``run_dir`` (and its subfolders) on each call.
+
+    Args:
+        run_dir: the engine's run folder (e.g. ``output_dir/20260821_14-02-30``).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self._offsets: dict[Path, int] = {}
+        self._broken: set[Path] = set()
+        self._quantiles: dict[tuple[str, int], dict[str, float]] = {}
+
+    def files(self) -> list[Path]:
+        """The event files, oldest first (names embed the creation time)."""
+        if not self.run_dir.is_dir():
+            return []
+        return sorted(self.run_dir.rglob(_PATTERN), key=lambda p: (p.name.split(".")[3:4], p.name))
+
+    def read_new(self) -> list[Event]:
+        """Events for the scalars appended since the last call."""
+        out: list[Event] = []
+        for path in self.files():
+            if path in self._broken:
+                continue
+            for record in self._read_file(path):
+                event = self._to_event(record)
+                if event is not None:
+                    out.append(event)
+        return out
+
+    def _read_file(self, path: Path) -> list[ScalarRecord]:
+        offset = self._offsets.get(path, 0)
+        try:
+            with path.open("rb") as fh:
+                size = fh.seek(0, 2)
+                if size < offset:  # truncated/replaced: start over
+                    offset = 0
+                if size == offset:
+                    return []
+                fh.seek(offset)
+                buf = fh.read(size - offset)
+        except OSError as exc:
+            log.debug("cannot read %s: %s", path, exc)
+            return []
+        try:
+            payloads, used = read_records(buf)
+        except CorruptRecord as exc:
+            log.warning("%s: %s; ignoring the rest of this file", path, exc)
+            self._broken.add(path)
+            return []
+        self._offsets[path] = offset + used
+        records: list[ScalarRecord] = []
+        for payload in payloads:
+            records.extend(decode_event(payload))
+        return records
+
+    def _to_event(self, rec: ScalarRecord) -> Event | None:
+        name, _, leaf = rec.tag.rpartition("/")
+        if name and name not in ("train", "eval"):
+            if leaf.startswith("loss_quantile_"):
+                quantiles = self._quantiles.setdefault((name, rec.step), {})
+                quantiles[leaf.removeprefix("loss_quantile_")] = rec.value
+                return None
+            if leaf == "loss":
+                data: dict[str, Any] = {"name": name, "step": rec.step, "loss": rec.value}
+                quantiles = self._quantiles.pop((name, rec.step), None)
+                if quantiles:
+                    data["quantiles"] = quantiles
+                return Event(EventKind.EVAL, rec.wall_time, data)
+        return Event(EventKind.SCALAR, rec.wall_time, {"tag": rec.tag, "step": rec.step, "value": rec.value})
