@@ -140,7 +140,7 @@ class _DirectoryScanner:
                 specs.extend(self._tar_members(full))
             else:
                 specs.append((None, name))
-        if not specs and not self.errors:
+        if not specs:
             self.errors.append(f"Directory {s.path} had no images/videos!")
         tars: dict[Path, tarfile.TarFile] = {}
         try:
