@@ -207,11 +207,20 @@ class ConsoleParser:
 
     def _error_from_traceback(self, rank: int | None, tb: dict[str, str]) -> None:
         exc = tb.get("exception", "")
-        found = classify_text(exc) or classify_text(tb.get("code", ""))
+        code, frame = tb.get("code", ""), tb.get("frame", "")
+        found = classify_text(exc) or classify_text(code)
+        message = exc or "Python traceback"
+        if code and ":" not in exc:  # a bare AssertionError says nothing without its source line
+            message = f"{message} at `{code}`"
+        hint = (
+            found.hint
+            if found
+            else f"Python error; last frame: {frame or '?'}" + (f": `{code}`" if code else "")
+        )
         data: dict[str, Any] = {
             "class": found.cls if found else "traceback",
-            "message": exc or "Python traceback",
-            "hint": found.hint if found else "See the traceback's last frame.",
+            "message": message,
+            "hint": hint,
             "traceback": tb,
         }
         if found and found.cls == "cuda_oom" and self.phase is Phase.EVAL:
@@ -328,8 +337,11 @@ class ConsoleParser:
             self._set_phase(Phase.INITIALIZING)
 
     def _on_initializing(self, line: str, key: str, rank: int | None) -> None:
-        if self.phase is not Phase.CACHING or key != "Initializing TorchBackend":
-            self._set_phase(Phase.INITIALIZING if self.phase is not None else Phase.LOADING)
+        if key == "Initializing TorchBackend":  # init_distributed: before caching, still loading
+            if self.phase in (None, Phase.LAUNCHING):
+                self._set_phase(Phase.LOADING)
+        else:
+            self._set_phase(Phase.INITIALIZING)
 
     def _on_caching(self, line: str, key: str, rank: int | None) -> None:
         if self.phase not in (Phase.TRAINING, Phase.EVAL, Phase.SAVING, Phase.CHECKPOINTING):

@@ -86,8 +86,8 @@ class TfEventsReader:
                 return None
             if leaf == "loss":
                 data: dict[str, Any] = {"name": name, "step": rec.step, "loss": rec.value}
-                quantiles = self._quantiles.pop((name, rec.step), None)
-                if quantiles:
-                    data["quantiles"] = quantiles
+                found = self._quantiles.pop((name, rec.step), {})
+                if found:
+                    data["quantiles"] = found
                 return Event(EventKind.EVAL, rec.wall_time, data)
         return Event(EventKind.SCALAR, rec.wall_time, {"tag": rec.tag, "step": rec.step, "value": rec.value})

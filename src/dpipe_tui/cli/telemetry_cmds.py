@@ -1,0 +1,110 @@
+"""``dpipe-tui metrics`` and ``dpipe-tui gpus``: thin commands over services.metrics and services.gpus."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dpipe_tui.cli import common
+
+
+def register(app: typer.Typer) -> None:
+    """Add the telemetry commands to ``app``."""
+    app.command("metrics")(metrics)
+    app.command("gpus")(gpus)
+
+
+def metrics(
+    target: Annotated[
+        str, typer.Argument(help="Run id/prefix in the registry, a run folder, or a console log file.")
+    ],
+    *,
+    json_out: common.JsonOption = False,
+    summary: Annotated[bool, typer.Option("--summary", help="Print a summary instead of events.")] = False,
+    home: common.HomeOption = None,
+) -> None:
+    """Parse a run's console log: events as JSON lines (--json), or a summary (--summary)."""
+    from dpipe_tui.services import metrics as svc
+
+    common.apply_home(home)
+    try:
+        path = svc.resolve_log(target, Path(home).expanduser() if home else None)
+    except svc.LogNotFound as exc:
+        common.fail(str(exc), common.ExitCode.NOT_FOUND)
+    if not summary:
+        out = sys.stdout
+        for event in svc.iter_events(path):
+            out.write(event.to_json() if json_out else _event_text(event.kind.value, event.to_json()))
+            out.write("\n")
+        return
+    result = svc.summarize_log(path)
+    if json_out:
+        print(json.dumps(result.to_dict(), default=str))
+        return
+    rows = [
+        ("log", result.log),
+        (
+            "steps",
+            f"{result.last_step if result.last_step is not None else '-'} ({result.steps_seen} printed)",
+        ),
+        ("last loss", "-" if result.last_loss is None else f"{result.last_loss:.4f}"),
+        ("it/s", "-" if result.steps_per_sec is None else f"{result.steps_per_sec:.3f}"),
+        ("epoch", str(result.epoch or "-")),
+        ("saves", ", ".join(result.saves) or "-"),
+        ("checkpoints", ", ".join(result.checkpoints) or "-"),
+        ("resumed at", str(result.resumed_at or "-")),
+        ("completed", "yes" if result.completed else "no"),
+        ("exit code", "-" if result.exit_code is None else str(result.exit_code)),
+        ("warnings", ", ".join(f"{k}={v}" for k, v in sorted(result.warnings.items())) or "-"),
+    ]
+    if result.failure is not None:
+        rows += [
+            ("failure", f"{result.failure.cls}: {result.failure.message}"),
+            ("hint", result.failure.hint),
+        ]
+    for key, value in rows:
+        print(f"{key:<12} {value}")
+    if result.failure is not None:
+        raise typer.Exit(int(common.ExitCode.FAILED))
+
+
+def _event_text(kind: str, line: str) -> str:
+    return f"{kind:<10} {line}"
+
+
+def gpus(
+    *,
+    json_out: common.JsonOption = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Sample repeatedly until Ctrl-C.")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", "-n", help="Seconds between samples with --watch.")
+    ] = 2.0,
+) -> None:
+    """Show GPUs (NVML) and host CPU/RAM; exit code 1 when no GPU can be read."""
+    from dpipe_tui.services import gpus as svc
+
+    probe = svc.default_probe()
+    try:
+        while True:
+            report = svc.sample(probe)
+            if json_out:
+                print(json.dumps(svc.report_to_dict(report)), flush=True)
+            else:
+                if not report.available:
+                    print(f"no GPUs: {report.reason}")
+                else:
+                    for row in svc.report_rows(report):
+                        print("  ".join(f"{cell:<10}" for cell in row).rstrip())
+                print(svc.host_line(report), flush=True)
+            if not watch:
+                break
+            time.sleep(max(interval, 0.1))
+    except KeyboardInterrupt:
+        raise typer.Exit(int(common.ExitCode.INTERRUPTED)) from None
+    if not report.available:
+        raise typer.Exit(int(common.ExitCode.FAILED))
