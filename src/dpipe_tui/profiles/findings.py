@@ -47,7 +47,9 @@ class Finding:
 
     def format(self) -> str:
         """``file:line:col: severity: key: message`` plus an indented fix line when there is one."""
-        where = f"{self.file if self.file is not None else '<text>'}:{self.line or 0}:{self.column or 0}"
+        where = str(self.file) if self.file is not None else "<text>"
+        if self.line is not None:
+            where += f":{self.line}:{self.column or 1}"
         key = f"{self.key}: " if self.key else ""
         text = f"{where}: {self.severity}: {key}{self.message}"
         if self.fix:

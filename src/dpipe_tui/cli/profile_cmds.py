@@ -1,0 +1,71 @@
+"""``dpipe-tui validate`` and ``dpipe-tui new``: thin commands over :mod:`dpipe_tui.services.profiles`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path  # noqa: TC003  # typer reads the annotations at runtime
+from typing import Annotated
+
+import typer
+
+from dpipe_tui.cli import common
+
+
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Main or dataset config files (kind is detected).")],
+    no_paths: Annotated[bool, typer.Option("--no-paths", help="Skip every filesystem check.")] = False,
+    as_json: common.JsonOption = False,
+    gpus: Annotated[
+        int | None, typer.Option("--gpus", min=1, help="GPU count of the planned run (parallelism rules).")
+    ] = None,
+) -> None:
+    """Validate profiles; a main config also validates its dataset configs and shows the dataset plan.
+
+    Exit codes: 0 no error (warnings allowed), 1 an error was found, 2 usage error.
+    """
+    from dpipe_tui.services.profiles import validate_files
+
+    run = validate_files(list(files), check_paths=not no_paths, gpu_count=gpus)
+    if as_json:
+        print(json.dumps([f.to_json() for f in run.findings], indent=2))
+    else:
+        for fv in run.files:
+            for finding in fv.report.findings:
+                print(finding.format())
+            if fv.dataset_summary:
+                print(f"{fv.path}: dataset plan:")
+                for line in fv.dataset_summary:
+                    print(f"  {line}")
+            elif fv.summary_error:
+                print(f"{fv.path}: {fv.summary_error}")
+        counts = run.counts()
+        print(
+            f"{'ok' if run.ok else 'FAILED'}: {counts['error']} error(s), {counts['warning']} warning(s), "
+            f"{counts['hint']} hint(s) in {len(run.files)} file(s)"
+        )
+    raise typer.Exit(int(common.ExitCode.OK if run.ok else common.ExitCode.FAILED))
+
+
+def new(
+    name: Annotated[str, typer.Argument(help="Profile name (letters, digits, . _ -).")],
+    recipe: Annotated[str, typer.Option("--recipe", help="Recipe (model family), e.g. chroma, flux, wan.")],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Destination folder (default: the profiles/ folder).")
+    ] = None,
+) -> None:
+    """Create NAME.toml and NAME.dataset.toml from a recipe (never overwrites)."""
+    from dpipe_tui.services.profiles import LibraryError, new_profile
+
+    try:
+        created = new_profile(recipe, name, directory)
+    except LibraryError as exc:
+        common.fail(str(exc))
+    print(f"created {created.main}")
+    print(f"created {created.dataset}")
+    print("next: replace the /path/to/... placeholders, then run: dpipe-tui validate " + str(created.main))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the profile commands to the app."""
+    app.command("validate")(validate)
+    app.command("new")(new)
