@@ -1,0 +1,122 @@
+"""Resume points of an engine run folder: ``latest`` and the ``global_stepN`` folders (spec §5.3, §5.6).
+
+Why this care: diffusion-pipe resumes from whatever tag ``<run folder>/latest`` names and fails with a
+bare ``AssertionError`` when it is missing (spec §4.5), and no flag selects an older checkpoint. So
+the supervisor checks before it launches (``latest`` exists *and* names an existing, complete
+``global_stepN``), and resuming from an older checkpoint means rewriting ``latest``, which is done
+atomically with the previous value kept in ``<run folder>/.supervisor/latest.prev`` (inside the run
+folder, never in ``output_dir``, where any new entry would become the "newest run").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dpipe_tui import fsutil, paths
+
+LATEST = "latest"
+SUPERVISOR_DIR = ".supervisor"
+_TAG = re.compile(r"^global_step(\d+)$")
+
+
+class NoCheckpoint(Exception):
+    """The run folder has no complete checkpoint to resume from."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """One DeepSpeed checkpoint folder."""
+
+    tag: str
+    step: int
+    path: Path
+    complete: bool
+
+
+def read_latest(run_folder: Path) -> str | None:
+    """The tag ``latest`` names (stripped), or None when the file is missing or empty."""
+    try:
+        tag = (run_folder / LATEST).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    return tag or None
+
+
+def _complete(folder: Path) -> bool:
+    try:
+        return any(n.startswith("mp_rank_") and n.endswith("model_states.pt") for n in os.listdir(folder))
+    except OSError:
+        return False
+
+
+def resume_points(run_folder: Path) -> list[ResumePoint]:
+    """Every ``global_stepN`` folder, by step."""
+    points: list[ResumePoint] = []
+    try:
+        entries = list(os.scandir(run_folder))
+    except OSError:
+        return []
+    for entry in entries:
+        m = _TAG.match(entry.name)
+        if m and entry.is_dir():
+            path = Path(entry.path)
+            points.append(ResumePoint(entry.name, int(m[1]), path, _complete(path)))
+    return sorted(points, key=lambda p: p.step)
+
+
+def check_resumable(run_folder: Path) -> ResumePoint:
+    """Return the checkpoint a resume will load.
+
+    Raises:
+        NoCheckpoint: no run folder, no ``latest``, or ``latest`` names a missing/incomplete folder.
+    """
+    if not run_folder.is_dir():
+        raise NoCheckpoint(f"the run folder {run_folder} does not exist (the run never got past loading)")
+    tag = read_latest(run_folder)
+    if tag is None:
+        raise NoCheckpoint(
+            f"no checkpoint in {run_folder}: there is no 'latest' file (no global_stepN was saved yet)"
+        )
+    point = next((p for p in resume_points(run_folder) if p.tag == tag), None)
+    if point is None:
+        raise NoCheckpoint(f"{run_folder}/latest names {tag!r}, which does not exist")
+    if not point.complete:
+        raise NoCheckpoint(f"{point.path} is incomplete (no mp_rank_*_model_states.pt)")
+    return point
+
+
+def set_latest(run_folder: Path, tag: str) -> ResumePoint:
+    """Point ``latest`` at ``tag`` atomically, keeping the old value in ``.supervisor/latest.prev``.
+
+    Raises:
+        NoCheckpoint: ``tag`` is not a complete checkpoint of this run folder.
+    """
+    point = next((p for p in resume_points(run_folder) if p.tag == tag), None)
+    if point is None:
+        known = ", ".join(p.tag for p in resume_points(run_folder)) or "none"
+        raise NoCheckpoint(f"{tag!r} is not a checkpoint of {run_folder} (available: {known})")
+    if not point.complete:
+        raise NoCheckpoint(f"{point.path} is incomplete (no mp_rank_*_model_states.pt)")
+    previous = read_latest(run_folder)
+    if previous is not None and previous != tag:
+        backup_dir = paths.ensure_private_dir(run_folder / SUPERVISOR_DIR)
+        fsutil.atomic_write_text(backup_dir / "latest.prev", previous)
+    fsutil.atomic_write_text(run_folder / LATEST, tag, mode=0o644)
+    return point
+
+
+def clear_signal_files(run_folder: Path) -> list[str]:
+    """Remove stale ``save``/``save_quit`` files (a stale ``save_quit`` ends the next attempt at once)."""
+    removed: list[str] = []
+    for name in ("save", "save_quit"):
+        try:
+            (run_folder / name).unlink()
+        except FileNotFoundError:
+            continue
+        except IsADirectoryError:
+            continue
+        removed.append(name)
+    return removed

@@ -1,0 +1,57 @@
+"""Keep secrets out of the registry.
+
+Why a separate module: ``run.json`` stores the environment overrides and the argv of a run so that
+a person can see exactly what ran, but the registry may sit on a shared server and be pasted into
+bug reports. Anything that looks like a secret (a W&B key, a token, a password) is replaced with
+``***`` before it is written; the real values only ever live in the processes' environments.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+REDACTED = "***"
+
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.IGNORECASE)
+# Long opaque strings that look like API keys/tokens (hex or base64-ish, 32+ chars), e.g. W&B keys (40 hex).
+_SECRET_VALUE = re.compile(r"^(hf_|wandb_|sk-|ghp_|gho_|xox.-)?[A-Za-z0-9_\-]{32,}$")
+
+
+def is_secret_name(name: str) -> bool:
+    """True when an environment variable or option name suggests a secret."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def looks_like_token(value: str) -> bool:
+    """True for values shaped like API keys or tokens (paths and plain words are not)."""
+    return "/" not in value and bool(_SECRET_VALUE.match(value)) and any(c.isdigit() for c in value)
+
+
+def redact_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Return ``env`` with secret-looking values replaced by ``***``."""
+    return {k: (REDACTED if is_secret_name(k) or looks_like_token(v) else v) for k, v in env.items()}
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """Return ``argv`` with the values of secret-named options and token-shaped words redacted."""
+    out: list[str] = []
+    hide_next = False
+    for word in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        if word.startswith("-") and is_secret_name(word):
+            name, eq, _ = word.partition("=")
+            if eq:
+                out.append(f"{name}={REDACTED}")
+            else:
+                out.append(word)
+                hide_next = True
+            continue
+        out.append(REDACTED if looks_like_token(word) else word)
+    return out

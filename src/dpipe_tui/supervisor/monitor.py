@@ -1,0 +1,285 @@
+"""The per-run monitor: ``python -m dpipe_tui.supervisor.monitor <run_dir>``.
+
+Why a separate, detached process: training must outlive the TUI, the CLI and the SSH session
+(design.md). The dispatcher starts this monitor in its own session; the monitor is the engine's
+parent, so it alone sees the engine's output and exit status. It starts the engine as a new process
+group, writes ``console.log`` and ``metrics.jsonl``, keeps ``run.json`` current (throttled: once a
+second at most, not once a line), records the outcome (``completed`` only after ``TRAINING
+COMPLETE!``, spec §4.5), learns the engine's run folder by diffing ``output_dir`` (never writing
+there, spec §5.6), optionally auto-resumes after a crash, and finally dispatches the queue.
+It ignores SIGHUP/SIGINT/SIGTERM: it ends when its engine ends (``dpipe-tui stop`` ends the engine).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dpipe_tui.runs import redact
+from dpipe_tui.runs.model import RunRecord, RunState, transition
+from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_PID, Registry
+from dpipe_tui.supervisor import autoresume, procs
+from dpipe_tui.supervisor.console import ConsoleWriter
+from dpipe_tui.supervisor.launch import build_command
+from dpipe_tui.supervisor.progress import RunSummary, discover_run_folder, snapshot_entries
+from dpipe_tui.supervisor.telemetry_link import FailureInfo, classify, make_parser
+
+if TYPE_CHECKING:
+    from dpipe_tui.telemetry.events import Event
+
+log = logging.getLogger("dpipe_tui.monitor")
+
+RECORD_INTERVAL_S = 1.0
+EXIT_DRAIN_S = 1.0
+
+
+class Monitor:
+    """Supervises one run (all its attempts) from the monitor process."""
+
+    def __init__(
+        self, registry: Registry, run_id: str, *, record_interval: float = RECORD_INTERVAL_S
+    ) -> None:
+        """Attach to run ``run_id`` of ``registry``."""
+        self.registry = registry
+        self.run_id = run_id
+        self.run_dir = registry.run_dir(run_id)
+        self.record_interval = record_interval
+
+    def run(self) -> None:
+        """Claim the run, run attempts until one does not auto-resume, then dispatch the queue."""
+        if not self._claim():
+            return
+        try:
+            while True:
+                record = self._attempt()
+                if record is None or not self._auto_resume(record):
+                    break
+        finally:
+            from dpipe_tui.supervisor.queue import dispatch
+
+            try:
+                dispatch(self.registry)
+            except Exception:
+                log.exception("dispatching the queue failed")
+
+    def _claim(self) -> bool:
+        me, started = os.getpid(), procs.start_time(os.getpid())
+        (self.run_dir / MONITOR_PID).write_text(f"{me}\n", encoding="utf-8")
+        os.chmod(self.run_dir / MONITOR_PID, 0o600)
+
+        def claim(current: RunRecord) -> RunRecord:
+            return dataclasses.replace(current, monitor_pid=me, monitor_started=started)
+
+        record = self.registry.update(self.run_id, claim)
+        if record.state is not RunState.STARTING:
+            log.warning("run %s is %s, not starting; nothing to do", self.run_id, record.state.value)
+            return False
+        return True
+
+    # -- one attempt ------------------------------------------------------------------------------
+    def _attempt(self) -> RunRecord | None:
+        record = self.registry.load(self.run_id)
+        if record.state is not RunState.STARTING:
+            return None
+        if record.stop_requested:
+            return self._finish(record, exit_code=None, summary=RunSummary(), failure=None, stopped=True)
+        assert record.master_port is not None
+        command = build_command(record, record.master_port)
+        env = dict(os.environ)
+        env.update({k: v for k, v in command.env.items() if v != "***"})
+        output_dir = Path(record.output_dir) if record.output_dir else None
+        before = snapshot_entries(output_dir)
+        with (
+            open(self.run_dir / CONSOLE_LOG, "ab") as console_fh,
+            open(self.run_dir / METRICS, "ab") as metrics_fh,
+        ):
+            for path in (self.run_dir / CONSOLE_LOG, self.run_dir / METRICS):
+                os.chmod(path, 0o600)
+            console = ConsoleWriter(console_fh)
+            if record.attempt > 1 or console_fh.tell() > 0:
+                resume = f" (resume from {record.resume_tag})" if record.resume_tag else ""
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                console.write_note(f"==== dpipe-tui: attempt {record.attempt}{resume}, {stamp} ====")
+            try:
+                proc = subprocess.Popen(
+                    command.argv,
+                    cwd=command.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                console.write_note(f"dpipe-tui: cannot start {command.argv[0]}: {exc}")
+                launch_failure = FailureInfo(
+                    "launch_error",
+                    f"cannot start {command.argv[0]}: {exc}",
+                    "Check the engine settings (diffusion-pipe path, deepspeed executable).",
+                )
+                return self._finish(record, exit_code=None, summary=RunSummary(), failure=launch_failure)
+            pid_started = procs.start_time(proc.pid)
+            record = self.registry.update(
+                self.run_id,
+                lambda cur: transition(
+                    cur,
+                    RunState.RUNNING,
+                    pid=proc.pid,
+                    pid_started=pid_started,
+                    pgid=proc.pid,
+                    phase="launching",
+                    argv=tuple(redact.redact_argv(command.argv)),
+                    env=redact.redact_env(command.env),
+                ),
+            )
+            if record.stop_requested:
+                procs.terminate_group(proc.pid)
+            summary = RunSummary(run_folder=record.engine_run_dir)
+            events = self._pump(proc, console, metrics_fh, summary, output_dir, before)
+            exit_code = proc.wait()
+            if summary.run_folder is None and output_dir is not None:
+                summary.run_folder = discover_run_folder(output_dir, before)
+            leftovers = procs.group_members(proc.pid)
+            if leftovers:
+                console.write_note(f"dpipe-tui: engine exited; ending {len(leftovers)} leftover process(es)")
+                procs.terminate_group(proc.pid, steps=((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)))
+            console.write_note(f"==== dpipe-tui: engine exited with code {exit_code} ====")
+        failure = classify(exit_code, list(events), list(console.tail))
+        return self._finish(record, exit_code=exit_code, summary=summary, failure=failure)
+
+    def _pump(
+        self,
+        proc: subprocess.Popen[bytes],
+        console: ConsoleWriter,
+        metrics_fh: object,
+        summary: RunSummary,
+        output_dir: Path | None,
+        before: set[str],
+    ) -> deque[Event]:
+        """Copy output to the log and the parser until EOF (or shortly after the leader exits)."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        parser = make_parser()
+        kept: deque[Event] = deque(maxlen=5000)
+        last_record = 0.0
+        exited_at: float | None = None
+        eof = False
+        write = metrics_fh.write  # type: ignore[attr-defined]
+        while not eof:
+            ready, _, _ = select.select([fd], [], [], 0.25)
+            new: list[Event] = []
+            if ready:
+                data = os.read(fd, 1 << 16)
+                if data:
+                    console.feed(data)
+                    new = parser.feed(data)
+                else:
+                    eof = True
+            now = time.monotonic()
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at > EXIT_DRAIN_S:
+                break  # orphans may hold the pipe open; the monitor ends them after the loop
+            if eof:
+                console.flush()
+                new += parser.flush()
+            if new:
+                write("".join(e.to_json() + "\n" for e in new).encode("utf-8"))
+                metrics_fh.flush()  # type: ignore[attr-defined]
+                kept.extend(new)
+                summary.absorb(new)
+            if summary.run_folder is None and output_dir is not None and now - summary.folder_checked >= 1.0:
+                summary.folder_checked = now
+                summary.run_folder = discover_run_folder(output_dir, before)
+                summary.dirty = summary.dirty or summary.run_folder is not None
+            if summary.dirty and now - last_record >= self.record_interval:
+                last_record = now
+                self._record_progress(summary)
+        console.flush()
+        return kept
+
+    def _record_progress(self, summary: RunSummary) -> None:
+        summary.dirty = False
+        self.registry.update(self.run_id, summary.apply)
+
+    def _finish(
+        self,
+        record: RunRecord,
+        *,
+        exit_code: int | None,
+        summary: RunSummary,
+        failure: FailureInfo | None,
+        stopped: bool = False,
+    ) -> RunRecord:
+        def finish(current: RunRecord) -> RunRecord:
+            current = summary.apply(current)
+            if current.state is RunState.STARTING and stopped:
+                return transition(current, RunState.STOPPED, ended_at=time.time(), phase=None)
+            if not current.state.is_live and current.state is not RunState.LOST:
+                return current
+            fields: dict[str, object]
+            if failure is None:
+                state, fields = RunState.COMPLETED, {"phase": "done"}
+            elif current.stop_requested or failure.cls in ("save_quit", "user_stop"):
+                state, fields = RunState.STOPPED, {"failure_class": None, "failure_message": None}
+            else:
+                state = RunState.FAILED
+                fields = {
+                    "failure_class": failure.cls,
+                    "failure_message": failure.message,
+                    "failure_hint": failure.hint,
+                }
+            if current.state is RunState.STARTING and state is not RunState.STOPPED:
+                current = transition(current, RunState.RUNNING)
+            return transition(current, state, exit_code=exit_code, ended_at=time.time(), **fields)
+
+        return self.registry.update(self.run_id, finish)
+
+    def _auto_resume(self, record: RunRecord) -> bool:
+        plan = autoresume.plan(record)
+        if plan is None:
+            return False
+        log.info("auto-resuming %s from %s (%s)", record.id, plan.tag, plan.reason)
+        self.registry.update(self.run_id, lambda cur: autoresume.apply(cur, plan))
+        return True
+
+
+def _ignore(signum: int, frame: object) -> None:
+    log.info("ignoring signal %d (the monitor ends when its engine ends)", signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; ``argv`` is ``[run_dir]``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m dpipe_tui.supervisor.monitor RUN_DIR", file=sys.stderr)
+        return 2
+    # A Python-level no-op handler, not SIG_IGN: ignored dispositions survive exec and would make the
+    # engine deaf to the SIGINT/SIGTERM that ``stop`` sends; handlers are reset to default on exec.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _ignore)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s monitor[%(process)d] %(levelname)s %(message)s"
+    )
+    run_dir = Path(args[0]).resolve()
+    registry = Registry(run_dir.parent.parent)
+    try:
+        Monitor(registry, run_dir.name).run()
+    except Exception:
+        log.exception("monitor of %s failed", run_dir.name)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

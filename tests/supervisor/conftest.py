@@ -1,0 +1,130 @@
+"""Fixtures for real-process supervisor tests: a private home, a stand-in diffusion-pipe checkout
+whose train.py is the scripted trainer, and a ``deepspeed`` shim that execs it like the runner would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dpipe_tui.runs.model import RunRecord
+from dpipe_tui.runs.registry import Registry
+from dpipe_tui.supervisor import procs
+from dpipe_tui.supervisor.submit import SubmitSpec, submit
+
+HERE = Path(__file__).parent
+
+SHIM = """#!{python}
+# Stand-in for the DeepSpeed runner: drop the runner flags, exec train.py with the rest (same pid).
+import os, sys
+args = sys.argv[1:]
+i = args.index("train.py")
+os.execv(sys.executable, [sys.executable, "-u", "train.py", *args[i + 1:]])
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DPIPE_TUI_HOME", str(home))
+    yield home
+    _kill_leftovers(Registry(home))
+
+
+def _kill_leftovers(registry: Registry) -> None:
+    records, _ = registry.scan()
+    for r in records:
+        if r.pgid:
+            procs.signal_group(r.pgid, signal.SIGKILL)
+        if procs.is_alive(r.monitor_pid, r.monitor_started) and r.monitor_pid:
+            procs.kill_quietly(r.monitor_pid)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    root = tmp_path / "diffusion-pipe"
+    root.mkdir()
+    shutil.copy(HERE / "scripted_trainer.py", root / "train.py")
+    shim = root / "venv" / "bin" / "deepspeed"
+    shim.parent.mkdir(parents=True)
+    shim.write_text(SHIM.format(python=sys.executable))
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    return root
+
+
+ProfileFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def scripted_profile(tmp_path: Path) -> ProfileFactory:
+    def make(name: str = "scripted", **scripted: object) -> Path:
+        folder = tmp_path / "profiles"
+        folder.mkdir(exist_ok=True)
+        out = tmp_path / f"out-{name}"
+        lines = [f'output_dir = "{out}"', 'dataset = "dataset.toml"', "epochs = 1", "", "[scripted]"]
+        for key, value in scripted.items():
+            lines.append(f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}")
+        path = folder / f"{name}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        (folder / "dataset.toml").write_text("resolutions = [64]\n")
+        return path
+
+    return make
+
+
+def copy_freezer(profile: Path, dest: Path, base_dir: Path) -> Path:
+    """The scripted profiles are not real diffusion-pipe profiles: freeze by plain copy."""
+    target = dest / "profile.toml"
+    shutil.copy(profile, target)
+    return target
+
+
+Submitter = Callable[..., RunRecord]
+
+
+@pytest.fixture
+def submit_scripted(home: Path, checkout: Path) -> Submitter:
+    def go(
+        profile: Path, *, gpus: tuple[int, ...] = (0,), start: bool = True, auto_resume: int = 0
+    ) -> RunRecord:
+        spec = SubmitSpec(
+            profile=profile,
+            engine="diffusion-pipe",
+            base_dir=checkout,
+            cwd=checkout,
+            launcher=str(checkout / "venv" / "bin" / "deepspeed"),
+            gpus=gpus,
+            auto_resume=auto_resume,
+        )
+        return submit(Registry(home), spec, freezer=copy_freezer, start=start)
+
+    return go
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: float = 0.1) -> object:
+    """Poll until ``predicate()`` is truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+
+
+def state_of(home: Path, run_id: str) -> str:
+    from dpipe_tui.supervisor.reconcile import reconcile
+
+    registry = Registry(home)
+    return reconcile(registry, registry.load(run_id)).state.value
+
+
+__all__ = ["os"]
