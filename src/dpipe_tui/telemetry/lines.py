@@ -156,7 +156,10 @@ def parse_float(text: str) -> float:
 
 def parse_lr(text: str) -> list[float]:
     """Parse DeepSpeed's ``lr=`` value: a list repr (one entry per group) or one number (gradient_release)."""
-    return [parse_float(m) for m in FLOAT.findall(text)]
+    try:
+        return [float(part) for part in text.strip("[] ").split(",")]
+    except ValueError:
+        return [parse_float(m) for m in FLOAT.findall(text)]
 
 
 def parse_rate(bracket: str) -> float | None:

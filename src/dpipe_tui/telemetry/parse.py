@@ -47,7 +47,9 @@ class ConsoleParser:
         self._out: list[Event] = []
         self.phase: Phase | None = None
         self.last_step: int | None = None
-        self._pending_lr: tuple[int, list[float]] | None = None
+        self._pending_lr: tuple[int, str] | None = None
+        self._lr_text = ""
+        self._lr_value: list[float] = []
         self._nan_warned = False
         self._context = ""
         self._held: Event | None = None
@@ -131,16 +133,27 @@ class ConsoleParser:
                 return
             if self._tracebacks.consumed:
                 return
-        if "[Rank " in line and " step=" in line:
-            match = L.LR_LINE.search(line)
-            if match:
-                self._pending_lr = (int(match[2]), L.parse_lr(match[4]))
-                return
+        if " step=" in line and ", lr=" in line:
+            self._lr_line(line)
+            return
         hit = L.TRIGGER_RE.search(line)
         if hit is None:
             return
         key = hit.group(0)
         getattr(self, "_on_" + L.TRIGGERS[key])(line, key, rank)
+
+    def _lr_line(self, line: str) -> None:
+        # "[Rank 0] step=25, skipped=0, lr=[5.15e-06], mom=[[0.9, 0.99]]": str ops, regex as fallback
+        try:
+            at = line.index(" step=") + 6
+            step = int(line[at : line.index(",", at)])
+            lr_text = line[line.index(", lr=", at) + 5 : line.index(", mom=", at)]
+        except ValueError:
+            match = L.LR_LINE.search(line)
+            if match is None:
+                return
+            step, lr_text = int(match[2]), match[4]
+        self._pending_lr = (step, lr_text)
 
     def _step_line(self, line: str) -> None:
         # "steps: 25 loss: 0.0873 iter time (s): 4.512 samples/sec: 0.887"
@@ -155,14 +168,21 @@ class ConsoleParser:
             return
         loss = L.parse_float(tok[3])
         data: dict[str, Any] = {"step": step, "loss": loss, "iter_time": iter_time, "samples_per_sec": sps}
-        if self._pending_lr is not None and self._pending_lr[0] == step:
-            data["lr"] = self._pending_lr[1]
-        self._pending_lr = None
+        pending = self._pending_lr
+        if pending is not None:
+            if pending[0] == step:
+                if pending[1] != self._lr_text:  # lr is often constant: parse each new text once
+                    self._lr_text, self._lr_value = pending[1], L.parse_lr(pending[1])
+                data["lr"] = list(self._lr_value)
+            self._pending_lr = None
         self._context = ""
-        self._set_phase(Phase.TRAINING)
+        if self.phase is not Phase.TRAINING:
+            self._set_phase(Phase.TRAINING)
         self.last_step = step
-        self._emit(EventKind.STEP, data)
-        if math.isnan(loss) and not self._nan_warned:
+        if self._held is not None:
+            self._release_progress()
+        self._out.append(Event(EventKind.STEP, self._now, data))
+        if loss != loss and not self._nan_warned:
             self._nan_warned = True
             self._emit(
                 EventKind.WARNING,

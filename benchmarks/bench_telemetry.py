@@ -1,0 +1,128 @@
+"""Telemetry benchmarks: parser throughput vs grep, tail of a 1 GB log, downsampling 1M points.
+
+Run: ``.venv/bin/python benchmarks/bench_telemetry.py [--gb 1.0] [--lines 1000000]``. Prints figures;
+asserts nothing (budgets live here, not in unit tests). Temporary files go to a temp dir, deleted after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import subprocess
+import tempfile
+import time
+from array import array
+from pathlib import Path
+
+from dpipe_tui.telemetry.downsample import lttb, minmax
+from dpipe_tui.telemetry.events import EventKind
+from dpipe_tui.telemetry.parse import ConsoleParser
+from dpipe_tui.telemetry.store import LogTail
+
+PREFIX = "[2026-08-21 14:10:03,412] [INFO] [logging.py:123:log_dist] "
+
+
+def make_log(path: Path, n_lines: int) -> int:
+    """A realistic mix: per-step pairs, epochs/saves, caching tqdm redraws, DeepSpeed noise."""
+    rnd = random.Random(0)
+    lines: list[str] = []
+    step = 0
+    with path.open("w") as fh:
+        while len(lines) < n_lines:
+            kind = rnd.random()
+            if kind < 0.8:
+                step += 1
+                lines.append(f"{PREFIX}[Rank 0] step={step}, skipped=0, lr=[5.0e-05], mom=[[0.9, 0.99]]")
+                lines.append(
+                    f"steps: {step} loss: {rnd.random():.4f} iter time (s): 4.512 samples/sec: 0.887"
+                )
+            elif kind < 0.81:
+                lines.append(f"Started new epoch: {step // 100}")
+                lines.append(f"Saving model to directory epoch{step // 100}")
+            elif kind < 0.9:
+                lines.append(f"\r {rnd.randrange(100):3d}%|#####     | 28/62 [00:12<00:14,  2.31it/s]")
+            else:
+                lines.append(f"{PREFIX}  zero_optimization ............ {rnd.random()}")
+            if len(lines) >= 10000:
+                fh.write("\n".join(lines) + "\n")
+                n_lines -= len(lines)
+                lines = []
+        if lines:
+            fh.write("\n".join(lines) + "\n")
+    return step
+
+
+def bench_parser(n_lines: int, tmp: Path) -> None:
+    path = tmp / "console.log"
+    make_log(path, n_lines)
+    size = path.stat().st_size
+    total_lines = sum(1 for _ in path.open("rb"))
+    t0 = time.perf_counter()
+    parser = ConsoleParser(lambda: 0.0)
+    n_steps = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            n_steps += sum(1 for e in parser.feed(chunk) if e.kind is EventKind.STEP)
+    n_steps += sum(1 for e in parser.flush() if e.kind is EventKind.STEP)
+    dt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grep = subprocess.run(["grep", "-c", "^steps: ", str(path)], capture_output=True, text=True, check=False)
+    dg = time.perf_counter() - t0
+    print(
+        f"parser: {total_lines:,} lines ({size / 2**20:.0f} MiB) in {dt:.2f} s = "
+        f"{total_lines / dt:,.0f} lines/s; "
+        f"{n_steps:,} step events"
+    )
+    print(
+        f"grep -c '^steps: ': {grep.stdout.strip()} in {dg:.3f} s = {total_lines / dg:,.0f} lines/s "
+        f"(parser/grep time ratio {dt / dg:.1f}x)"
+    )
+
+
+def bench_tail(gb: float, tmp: Path) -> None:
+    path = tmp / "huge.log"
+    block = ("steps: 1 loss: 0.1234 iter time (s): 4.512 samples/sec: 0.887\n" * 16384).encode()
+    t0 = time.perf_counter()
+    with path.open("wb") as fh:
+        for _ in range(int(gb * 2**30 / len(block))):
+            fh.write(block)
+        fh.write(b"last line\n")
+    gen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lines = LogTail(path).last_lines(200)
+    dt = time.perf_counter() - t0
+    assert lines[-1] == "last line"
+    assert len(lines) == 200
+    print(
+        f"tail: last 200 lines of a {path.stat().st_size / 2**30:.2f} GiB log in {dt * 1000:.2f} ms "
+        f"(generating it took {gen:.1f} s)"
+    )
+    path.unlink()
+
+
+def bench_downsample(n: int) -> None:
+    rnd = random.Random(0)
+    xs = array("d", range(n))
+    ys = array("d", (math.exp(-i / n) + rnd.random() * 0.05 for i in range(n)))
+    for fn in (minmax, lttb):
+        t0 = time.perf_counter()
+        out_x, _ = fn(xs, ys, 2000)
+        dt = time.perf_counter() - t0
+        print(f"downsample {fn.__name__}: {n:,} -> {len(out_x):,} points in {dt * 1000:.0f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--gb", type=float, default=1.0)
+    ap.add_argument("--points", type=int, default=1_000_000)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dpipe-bench-") as tmp:
+        bench_parser(args.lines, Path(tmp))
+        bench_tail(args.gb, Path(tmp))
+    bench_downsample(args.points)
+
+
+if __name__ == "__main__":
+    main()
