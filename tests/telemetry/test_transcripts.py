@@ -169,3 +169,22 @@ def test_oom_hint_skips_levers_already_applied() -> None:
     failure = classify_failure(1, events, [], config=config)
     assert failure is not None
     assert failure.hint.startswith("Out of GPU memory. Next: set [model] transformer_dtype")
+
+
+def test_real_builtin_engine_output() -> None:
+    """Console of a real CPU run of the built-in engine (tiny demo, 2 epochs, captured 2026-11-22)."""
+    events = parse("builtin_engine_cpu.log")
+    steps = kinds(events, EventKind.STEP)
+    assert [s.data["step"] for s in steps] == list(range(1, 13))
+    assert all(s.data["lr"] for s in steps)
+    assert [e.data["epoch"] for e in kinds(events, EventKind.EPOCH)] == [2]
+    assert [e.data["dir"] for e in kinds(events, EventKind.SAVE)] == ["epoch1", "epoch2"]
+    assert [e.data["tag"] for e in kinds(events, EventKind.CHECKPOINT)] == ["global_step6", "global_step12"]
+    phases = [e.data["phase"] for e in kinds(events, EventKind.PHASE)]
+    assert phases[:3] == ["launching", "loading", "caching"]
+    assert phases[-1] == "done"
+    progress = kinds(events, EventKind.PROGRESS)
+    assert any(
+        p.data["what"] == "caching latents" and p.data["current"] == p.data["total"] == 20 for p in progress
+    )
+    assert classify_failure(0, events, LogTail(DATA / "builtin_engine_cpu.log").last_lines(50)) is None
