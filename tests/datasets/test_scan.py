@@ -191,3 +191,13 @@ def test_bad_toml_raises_config_error(tmp_path: Path) -> None:
         _scan(tmp_path, "resolutions = [\n")
     with pytest.raises(DatasetConfigError, match=r"directory\.0\.path"):
         _scan(tmp_path, "resolutions = [512]\n[[directory]]\nnum_repeats = 1\n")
+
+
+def test_unparsed_video_header_is_unknown_not_unreadable(tmp_path: Path, ds_dir: Path) -> None:
+    (ds_dir / "frag.mp4").write_bytes(b"\x00\x00\x00\x10ftypisom\x00\x00\x00\x00garbage")
+    (ds_dir / "clip.mkv").write_bytes(b"\x1a\x45\xdf\xa3")
+    issues = _scan(tmp_path, BASIC + "skip_empty_caption = false\n", model_type="wan").issues
+    assert sorted((i.name, i.reason) for i in issues) == [
+        ("clip.mkv", "unknown_frames"),
+        ("frag.mp4", "unknown_frames"),
+    ]

@@ -95,8 +95,11 @@ def _probe_bmff(fp: IO[bytes] | Path) -> MediaInfo:
             with fp.open("rb") as f:
                 return _walk_moov(f)
         return _walk_moov(fp)
-    except (OSError, struct.error, ValueError) as e:
+    except OSError as e:
         raise MediaError(f"{type(e).__name__}: {e}") from e
+    except (struct.error, ValueError, IndexError):
+        # Fragmented or unusual files: PyAV may still read them, so "unknown", not "unreadable".
+        return MediaInfo("video", None, None, None, None)
 
 
 def _boxes(f: IO[bytes], end: int | None) -> list[tuple[bytes, int, int]]:

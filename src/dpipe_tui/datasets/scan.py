@@ -363,6 +363,12 @@ class _DirectoryScanner:
                 f"{c['size_quirk']} items go to a size bucket other than the nearest-AR one, because of how "
                 "diffusion-pipe pairs size_buckets with their aspect ratios (reorder size_buckets)"
             )
+        unknown = sum(1 for i in self.issues if i.reason == "unknown_frames")
+        if unknown:
+            self.warnings.append(
+                f"{unknown} videos have unknown frame counts (header not readable without PyAV); "
+                "they are left out of buckets and steps per epoch"
+            )
         if c["mask_missing"]:
             self.warnings.append(f"{c['mask_missing']} items have no mask and train unmasked")
         if c["empty"]:
