@@ -188,3 +188,34 @@ def test_real_builtin_engine_output() -> None:
         p.data["what"] == "caching latents" and p.data["current"] == p.data["total"] == 20 for p in progress
     )
     assert classify_failure(0, events, LogTail(DATA / "builtin_engine_cpu.log").last_lines(50)) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "tail", "expected"),
+    [
+        (-15, "", "user_stop"),
+        (130, "", "user_stop"),
+        (
+            1,
+            "[2026-08-21 14:02:11,100] [INFO] [launch.py:1:sigkill_handler] "
+            "Main process received SIGTERM, exiting",
+            "user_stop",
+        ),
+        (247, "", "host_oom"),
+        (137, "Killed", "host_oom"),
+        (245, "", "segfault"),
+        (-6, "", "abort"),
+        (0, "", "incomplete"),
+        (None, "", "lost"),
+        (1, "OSError: [Errno 28] No space left on device", "disk_full"),
+        (1, "RuntimeError: Invalid path: /data/nope", "missing_path"),
+        (1, "NotImplementedError: Model type fluxx is not implemented", "config_error"),
+        (3, "", "exit_code"),
+    ],
+)
+def test_exit_codes_and_tail_lines(code: int | None, tail: str, expected: str) -> None:
+    parser = ConsoleParser(lambda: 1.0)
+    events = parser.feed(tail + "\n") + parser.flush()
+    failure = classify_failure(code, events, [tail])
+    assert failure is not None
+    assert failure.cls == expected

@@ -265,6 +265,9 @@ def classify_failure(
             return found
     if exit_code is not None and (found := _from_signal(exit_code, "The launcher")) is not None:
         return found
+    signals = [e for e in events if e.kind is EventKind.INFO and e.get("code") == "launcher_signal"]
+    if signals:
+        return Failure("user_stop", str(signals[-1].get("message", "")), _SIGNAL_HINTS["user_stop"])
     if errors:
         err = errors[-1]
         return Failure(str(err.get("class")), str(err.get("message", "")), str(err.get("hint", "")))
