@@ -36,11 +36,14 @@ IGNORED_TOP_KEYS: dict[str, tuple[str, str]] = {
 }
 """Keys that look meaningful but diffusion-pipe never honours."""
 
-_ALL_MODEL_KEYS = {k for cls in MODEL_CLASSES.values() for k in cls.model_fields}
-
 
 def _dict(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
+
+
+def _model_type(data: Mapping[str, Any]) -> str | None:
+    value = _dict(data.get("model")).get("type")
+    return value if isinstance(value, str) else None
 
 
 def _int(value: object) -> int | None:
@@ -133,8 +136,8 @@ def _walk_section(ctx: Context, cls: type, value: object, path: KeyPath, what: s
 def _check_unknown_keys(ctx: Context, data: Mapping[str, Any]) -> None:
     _walk_section(ctx, MainConfig, data, (), "the main config")
     model = data.get("model")
-    if isinstance(model, Mapping) and model.get("type") in MODEL_CLASSES:
-        mtype = model["type"]
+    mtype = _model_type(data)
+    if isinstance(model, Mapping) and mtype in MODEL_CLASSES:
         cls = MODEL_CLASSES[mtype]
         for key in model:
             if key in cls.model_fields:
@@ -175,7 +178,7 @@ def _check_model(ctx: Context, data: Mapping[str, Any]) -> None:
         return
     if not isinstance(model, Mapping):
         return
-    mtype = model.get("type")
+    mtype = _model_type(data)
     if "type" not in model:
         ctx.add(
             Severity.ERROR,
@@ -186,7 +189,17 @@ def _check_model(ctx: Context, data: Mapping[str, Any]) -> None:
             claim=True,
         )
         ctx.claimed.add(("model",))
-    elif isinstance(mtype, str) and mtype not in MODEL_CLASSES:
+    elif mtype is None:
+        ctx.add(
+            Severity.ERROR,
+            ("model", "type"),
+            "model.type must be a string naming the model",
+            code="type",
+            fix="e.g. type = 'chroma'",
+            claim=True,
+        )
+        ctx.claimed.add(("model",))
+    elif mtype not in MODEL_CLASSES:
         guess = did_you_mean(mtype, MODEL_CLASSES)
         ctx.add(
             Severity.ERROR,
@@ -241,7 +254,7 @@ def _check_adapter(ctx: Context, data: Mapping[str, Any]) -> None:
         _walk_section(
             ctx, AdapterSection, {"fuse_adapters": adapter["fuse_adapters"]}, ("adapter",), "[adapter]"
         )
-    mtype = _dict(data.get("model")).get("type")
+    mtype = _model_type(data)
     if adapter.get("type") == "lokr" and mtype in LORA_ONLY_SAVE:
         ctx.error(
             ("adapter", "type"),
@@ -380,7 +393,7 @@ def _check_block_swap(ctx: Context, data: Mapping[str, Any]) -> None:
     blocks = _int(data.get("blocks_to_swap"))
     if not blocks:
         return
-    mtype = _dict(data.get("model")).get("type")
+    mtype = _model_type(data)
     if (_int(data.get("pipeline_stages", 1)) or 1) != 1:
         ctx.error(
             ("blocks_to_swap",),

@@ -204,7 +204,11 @@ class ProfileDocument:
                 ],
             )
         text = self.text
-        atomic_write_text(dest, text)
+        try:
+            mode = dest.stat().st_mode & 0o777  # keep the user's permissions on an existing file
+        except FileNotFoundError:
+            mode = 0o600
+        atomic_write_text(dest, text, mode=mode)
         self.path, self.original_text, self._stamp = dest, text, _stamp(dest)
         return dest
 
