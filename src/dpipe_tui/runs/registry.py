@@ -99,17 +99,29 @@ class Registry:
 
     # -- records ---------------------------------------------------------------------------------
     def create(self, record: RunRecord) -> Path:
-        """Create the run's private folder and write its first record.
+        """Create the run's private folder with its first record, atomically.
+
+        The folder is assembled under a hidden name and renamed into place, so a concurrent listing
+        never sees a run folder without ``run.json``.
 
         Raises:
             FileExistsError: a run with this id exists already.
         """
         paths.ensure_private_dir(self.root)
         run_dir = self.run_dir(record.id)
-        run_dir.mkdir(mode=0o700)
-        for name in (CONSOLE_LOG, METRICS):  # present from the start, so `logs -f` can follow at once
-            os.close(os.open(run_dir / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        self.save(record)
+        if run_dir.exists():
+            raise FileExistsError(run_dir)
+        staging = self.root / f".new-{record.id}"
+        staging.mkdir(mode=0o700)
+        try:
+            for name in (CONSOLE_LOG, METRICS):  # present from the start, so `logs -f` can follow at once
+                os.close(os.open(staging / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+            text = json.dumps(record.to_json_dict(), indent=2, sort_keys=True) + "\n"
+            fsutil.atomic_write_text(staging / RUN_JSON, text)
+            os.rename(staging, run_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return run_dir
 
     def save(self, record: RunRecord) -> None:

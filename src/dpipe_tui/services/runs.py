@@ -1,0 +1,439 @@
+"""Run use cases shared by the CLI and the TUI: launch (with pre-flight), list, status, stop, save,
+resume, remove, logs, follow.
+
+Why here: both front ends must give the same answer to "can I launch this?" and "what is running?",
+so the whole decision lives in one place and returns typed results; nothing here prints. Every
+listing reconciles with the OS and dispatches the queue opportunistically, so a queued run whose GPUs
+freed up while no monitor was around (its monitor was killed) still starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpipe_tui import paths
+from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, set_latest
+from dpipe_tui.runs.model import RunRecord, RunState
+from dpipe_tui.runs.registry import AmbiguousRun, Registry, RegistryProblem, RunNotFound
+from dpipe_tui.services.settings import Settings, load_settings
+from dpipe_tui.supervisor import control, profile_diff, queue
+from dpipe_tui.supervisor.autoresume import next_attempt
+from dpipe_tui.supervisor.follow import RunFollower, last_lines
+from dpipe_tui.supervisor.launch import BUILTIN, DIFFUSION_PIPE, ENGINES, resolve_deepspeed
+from dpipe_tui.supervisor.reconcile import liveness, reconcile
+from dpipe_tui.supervisor.submit import SubmitSpec, freeze, submit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dpipe_tui.profiles import Finding
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AmbiguousRun",
+    "LaunchRequest",
+    "LaunchResult",
+    "RunFollower",
+    "RunListing",
+    "RunNotFound",
+    "RunStatus",
+    "ServiceError",
+    "launch",
+    "list_runs",
+    "read_log",
+    "remove_run",
+    "resume_run",
+    "save_run",
+    "status",
+    "stop_run",
+]
+
+
+class ServiceError(RuntimeError):
+    """A use case refused; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """A launch as the user asked for it (unset fields come from the profile and settings)."""
+
+    profile: Path
+    engine: str | None = None
+    gpus: tuple[int, ...] | None = None
+    queue: bool = False
+    auto_resume: int = 0
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class LaunchResult:
+    """Outcome of a launch: ``record`` is None when pre-flight refused (``error`` says why)."""
+
+    record: RunRecord | None
+    findings: list[Finding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the run was created."""
+        return self.record is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """A record plus what the OS says right now."""
+
+    record: RunRecord
+    engine_alive: bool
+    monitor_alive: bool
+    queue_position: int | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The record's JSON plus liveness (for ``--json``)."""
+        data = self.record.to_json_dict()
+        data.update(
+            engine_alive=self.engine_alive,
+            monitor_alive=self.monitor_alive,
+            queue_position=self.queue_position,
+        )
+        return data
+
+
+@dataclass(slots=True)
+class RunListing:
+    """Every run (reconciled) and the folders that could not be read."""
+
+    runs: list[RunStatus]
+    problems: list[RegistryProblem]
+
+
+# -- launch ---------------------------------------------------------------------------------------
+def _profile_table(profile: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(profile.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ServiceError(f"{profile}: cannot read the profile: {exc}") from exc
+    table = data.get("dpipe_tui", {})
+    return table if isinstance(table, dict) else {}
+
+
+def _prepare_demo(profile: Path) -> str | None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dpipe_tui.engine.demo", "--profile", str(profile)],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return f"preparing the demo failed (exit {proc.returncode}): {' | '.join(tail)}"
+    return None
+
+
+def _gpus_available() -> tuple[bool, tuple[int, ...], str | None]:
+    """(has NVIDIA GPUs, their indices, reason when none)."""
+    try:
+        from dpipe_tui.gpu.probe import default_probe
+
+        report = default_probe().sample()
+    except Exception as exc:  # no probe is no GPU, never a crash
+        return False, (), str(exc)
+    if not report.available or not report.gpus:
+        return False, (), report.reason or "no NVIDIA GPU found"
+    return True, tuple(g.index for g in report.gpus), None
+
+
+def _free_gib(path: Path) -> float:
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / 2**30
+
+
+def launch(
+    home: Path, request: LaunchRequest, *, spawn: queue.SpawnMonitor = queue.spawn_monitor
+) -> LaunchResult:
+    """Pre-flight a profile, create the run and start it (or queue it).
+
+    Pre-flight: the ``[dpipe_tui] prepare = "demo"`` step, profile validation (errors block), GPUs
+    exist (CPU slots without NVIDIA GPUs, builtin engine), GPUs free of live runs (unless queueing),
+    free disk where ``output_dir`` lives.
+    """
+    settings = load_settings(home)
+    profile = request.profile.expanduser().resolve()
+    if not profile.is_file():
+        return LaunchResult(None, error=f"{profile}: no such profile")
+    table = _profile_table(profile)
+    engine = request.engine or table.get("engine") or settings.default_engine or BUILTIN
+    if engine not in ENGINES:
+        return LaunchResult(None, error=f"unknown engine {engine!r} (choose {' or '.join(ENGINES)})")
+    result = LaunchResult(None)
+    if engine == DIFFUSION_PIPE:
+        if settings.diffusion_pipe_path is None:
+            return LaunchResult(
+                None,
+                error=f"the diffusion-pipe engine needs a checkout: set ${paths.DIFFUSION_PIPE_ENV} "
+                f"or [diffusion_pipe] path in {paths.settings_file(home)}",
+            )
+        checkout = settings.diffusion_pipe_path.resolve()
+        if not (checkout / "train.py").is_file():
+            return LaunchResult(None, error=f"{checkout} is not a diffusion-pipe checkout (no train.py)")
+        base_dir, cwd, launcher = checkout, checkout, resolve_deepspeed(checkout, settings.deepspeed)
+    else:
+        base_dir, cwd, launcher = profile.parent, profile.parent, sys.executable
+    if table.get("prepare") == "demo" and (err := _prepare_demo(profile)):
+        return LaunchResult(None, error=err)
+    gpus = request.gpus or tuple(int(g) for g in table.get("gpus", ()) or (0,))
+    has_gpu, indices, reason = _gpus_available()
+    cpu = not has_gpu
+    if has_gpu and (missing := [g for g in gpus if g not in indices]):
+        return LaunchResult(None, error=f"GPU {missing} not found (this machine has {list(indices)})")
+    if cpu:
+        slots = os.cpu_count() or 1
+        if max(gpus) >= slots or len(gpus) > slots:
+            return LaunchResult(None, error=f"no NVIDIA GPU ({reason}); CPU slots 0..{slots - 1} only")
+        if engine == DIFFUSION_PIPE:
+            result.warnings.append(
+                f"no NVIDIA GPU ({reason}): diffusion-pipe needs CUDA; launching with "
+                "DS_ACCELERATOR=cpu anyway"
+            )
+    from dpipe_tui.profiles import Severity, validate_file
+
+    report = validate_file(profile, check_paths=True, base_dir=base_dir, gpu_count=len(gpus))
+    result.findings = list(report.findings)
+    errors = [f for f in report.findings if f.severity is Severity.ERROR]
+    if report.kind != "main":
+        return dataclasses.replace(result, error=f"{profile} is a dataset config, not a main profile")
+    if errors:
+        result.error = (
+            f"{profile}: {len(errors)} error(s) in the profile; fix them first (dpipe-tui validate)"
+        )
+        return result
+    registry = Registry(home)
+    records = [reconcile(registry, r) for r in registry.scan()[0]]
+    busy = {g: r.id for r in records if r.state.is_live for g in r.gpus}
+    clash = sorted({busy[g] for g in gpus if g in busy})
+    if clash and not request.queue:
+        result.error = (
+            f"GPU(s) {sorted(set(gpus) & set(busy))} in use by {', '.join(clash)}; add --queue to wait"
+        )
+        return result
+    out = _output_dir(profile, base_dir)
+    if out is not None:
+        free = _free_gib(out)
+        if free < settings.min_free_gib:
+            result.error = (
+                f"only {free:.1f} GiB free where output_dir lives ({out}); need {settings.min_free_gib} "
+                f"GiB (min_free_gib in {paths.settings_file(home)})"
+            )
+            return result
+        if free < 2 * settings.min_free_gib:
+            result.warnings.append(f"low disk space: {free:.1f} GiB free in {out}")
+    spec = SubmitSpec(
+        profile=profile,
+        engine=engine,
+        base_dir=base_dir,
+        cwd=cwd,
+        launcher=launcher,
+        gpus=gpus,
+        cpu=cpu,
+        extra_args=request.extra_args,
+        auto_resume=request.auto_resume,
+        total_steps=_total_steps(profile, base_dir, len(gpus)),
+    )
+    result.record = submit(registry, spec, spawn=spawn)
+    return result
+
+
+def _output_dir(profile: Path, base_dir: Path) -> Path | None:
+    from dpipe_tui.supervisor.submit import output_dir_of
+
+    return output_dir_of(profile, base_dir)
+
+
+def _total_steps(profile: Path, base_dir: Path, world_size: int) -> int | None:
+    try:
+        from dpipe_tui.datasets.plan import plan_for_profile
+
+        total = plan_for_profile(profile, base_dir=base_dir, world_size=world_size).total_steps
+    except Exception as exc:  # progress without a total is still progress
+        log.info("no step plan for %s: %s", profile, exc)
+        return None
+    return int(total) if total else None
+
+
+# -- reading ----------------------------------------------------------------------------------------
+def _status(registry: Registry, record: RunRecord, records: list[RunRecord] | None = None) -> RunStatus:
+    alive = liveness(record)
+    position = queue.queue_position(records or [record], record.id)
+    return RunStatus(record, alive.engine, alive.monitor, position)
+
+
+def list_runs(home: Path, *, dispatch: bool = True) -> RunListing:
+    """Every run, reconciled with the OS (and the queue dispatched first when ``dispatch``)."""
+    registry = Registry(home)
+    if dispatch:
+        queue.dispatch(registry)
+    records, problems = registry.scan()
+    records = [reconcile(registry, r) for r in records]
+    return RunListing([_status(registry, r, records) for r in records], problems)
+
+
+def resolve(home: Path, ref: str) -> str:
+    """The run id for a unique id prefix (raises RunNotFound / AmbiguousRun)."""
+    return Registry(home).resolve(ref)
+
+
+def status(home: Path, ref: str) -> RunStatus:
+    """One run, reconciled with the OS."""
+    registry = Registry(home)
+    record = reconcile(registry, registry.load(registry.resolve(ref)))
+    return _status(registry, record, registry.scan()[0])
+
+
+def read_log(home: Path, ref: str, lines: int = 50) -> tuple[list[str], int]:
+    """The last ``lines`` lines of the run's console and the offset to follow from."""
+    registry = Registry(home)
+    return last_lines(registry.console_log(registry.resolve(ref)), lines)
+
+
+# -- controls ---------------------------------------------------------------------------------------
+def stop_run(
+    home: Path,
+    ref: str,
+    *,
+    now: bool = False,
+    timeout: float | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> control.StopResult:
+    """Stop (or dequeue) a run; see :func:`dpipe_tui.supervisor.control.stop`."""
+    registry = Registry(home)
+    settings = load_settings(home)
+    record = registry.load(registry.resolve(ref))
+    try:
+        return control.stop(
+            registry,
+            record,
+            now=now,
+            on_progress=on_progress,
+            graceful_timeout=settings.stop_timeout_s if timeout is None else timeout,
+        )
+    except control.ControlError as exc:
+        raise ServiceError(str(exc)) from exc
+    finally:
+        queue.dispatch(registry)
+
+
+def save_run(home: Path, ref: str) -> Path:
+    """Ask a running engine for a checkpoint (the ``save`` file)."""
+    registry = Registry(home)
+    try:
+        return control.save(registry, registry.load(registry.resolve(ref)))
+    except control.ControlError as exc:
+        raise ServiceError(str(exc)) from exc
+
+
+@dataclass(slots=True)
+class ResumeResult:
+    """A resumed run: its record (queued or starting), the checkpoint tag and warnings."""
+
+    record: RunRecord
+    tag: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def resume_run(
+    home: Path,
+    ref: str,
+    *,
+    from_tag: str | None = None,
+    force: bool = False,
+    auto_resume: int | None = None,
+    spawn: queue.SpawnMonitor = queue.spawn_monitor,
+) -> ResumeResult:
+    """Start a new attempt of an ended run from its checkpoint (``--resume_from_checkpoint <folder>``).
+
+    The user's current profile is re-frozen for the new attempt (diffusion-pipe uses the config on
+    the command line, spec §5.6); changes that break loading refuse the resume unless ``force``.
+
+    Raises:
+        ServiceError: the run is live/completed, has no complete checkpoint, or the profile changed
+            in a way that breaks loading.
+    """
+    registry = Registry(home)
+    run_id = registry.resolve(ref)
+    record = reconcile(registry, registry.load(run_id))
+    if not record.state.is_terminal or record.state is RunState.COMPLETED:
+        raise ServiceError(f"run {run_id} is {record.state.value}; only failed, stopped or lost runs resume")
+    if not record.engine_run_dir:
+        raise ServiceError(
+            f"run {run_id} has no engine run folder (it never got past loading); nothing to resume"
+        )
+    folder = Path(record.engine_run_dir)
+    try:
+        point = set_latest(folder, from_tag) if from_tag else check_resumable(folder)
+    except NoCheckpoint as exc:
+        raise ServiceError(f"cannot resume {run_id}: {exc}") from exc
+    warnings = _refreeze(registry, record, force)
+    registry.update(run_id, lambda cur: _requeue(cur, point.tag, str(folder), auto_resume))
+    queue.dispatch(registry, spawn=spawn)
+    return ResumeResult(registry.load(run_id), point.tag, warnings)
+
+
+def _requeue(current: RunRecord, tag: str, folder: str, auto_resume: int | None) -> RunRecord:
+    new = next_attempt(current, tag=tag, run_folder=folder)
+    if auto_resume is not None:
+        new = dataclasses.replace(new, auto_resume=auto_resume, auto_resumes_used=0)
+    return new
+
+
+def _refreeze(registry: Registry, record: RunRecord, force: bool) -> list[str]:
+    profile, run_dir = Path(record.profile_path), registry.run_dir(record.id)
+    if not profile.is_file() or record.config_path is None or record.base_dir is None:
+        return [f"{profile} is gone; resuming with the frozen copy"] if not profile.is_file() else []
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".refreeze-") as tmp:
+        fresh = freeze(profile, Path(tmp), Path(record.base_dir))
+        changes = profile_diff.compare(Path(record.config_path), fresh)
+        fatal = [c for c in changes if c.breaks_loading]
+        if fatal and not force:
+            raise ServiceError("; ".join(c.message for c in fatal) + " (use --force to resume anyway)")
+        if changes or _differs(Path(record.config_path), fresh):
+            for name in os.listdir(tmp):
+                os.replace(Path(tmp) / name, run_dir / name)
+        return [c.message for c in changes]
+
+
+def _differs(a: Path, b: Path) -> bool:
+    try:
+        return a.read_bytes() != b.read_bytes()
+    except OSError:
+        return True
+
+
+def remove_run(home: Path, ref: str) -> str:
+    """Delete a run's registry folder (never the engine's output). Refuses on a live or queued run."""
+    registry = Registry(home)
+    run_id = registry.resolve(ref)
+    record = reconcile(registry, registry.load(run_id))
+    if record.state.is_live or record.state is RunState.QUEUED:
+        raise ServiceError(f"run {run_id} is {record.state.value}; stop it first (dpipe-tui stop {run_id})")
+    registry.delete(run_id)
+    return run_id
+
+
+def settings(home: Path) -> Settings:
+    """The effective settings (for front ends that show them)."""
+    return load_settings(home)

@@ -1,0 +1,93 @@
+"""User settings from ``<home>/settings.toml``: engine paths and supervisor defaults.
+
+Why a file and environment: the diffusion-pipe checkout and its Python environment differ per
+machine and must not be repeated on every command; ``$DIFFUSION_PIPE_PATH`` (and
+``$DIFFUSION_PIPE_DEEPSPEED``) override the file for one shell. A bad settings file is an error that
+names the file and key, never a silent default.
+
+```toml
+default_engine = "builtin"        # or "diffusion-pipe"
+min_free_gib = 2.0                # refuse to launch below this much free disk in output_dir
+stop_timeout_s = 600              # how long `stop` waits for save_quit before signals
+
+[diffusion_pipe]
+path = "/workspace/diffusion-pipe"
+deepspeed = "/workspace/diffusion-pipe/venv/bin/deepspeed"   # default: <path>/venv/bin/deepspeed or PATH
+```
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dpipe_tui import paths
+
+ENGINES = ("builtin", "diffusion-pipe")
+DEEPSPEED_ENV = "DIFFUSION_PIPE_DEEPSPEED"
+
+
+class SettingsError(ValueError):
+    """The settings file is unreadable or has a bad value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved settings.
+
+    Attributes:
+        default_engine: engine when neither ``--engine`` nor the profile names one.
+        diffusion_pipe_path: the user's diffusion-pipe checkout, if configured.
+        deepspeed: the ``deepspeed`` executable of that checkout's environment, if configured.
+        min_free_gib: launches are refused with less free disk than this where ``output_dir`` lives.
+        stop_timeout_s: graceful stop (save_quit) wait before signals.
+    """
+
+    default_engine: str = "builtin"
+    diffusion_pipe_path: Path | None = None
+    deepspeed: str | None = None
+    min_free_gib: float = 2.0
+    stop_timeout_s: float = 600.0
+
+
+def _number(data: dict[str, Any], key: str, default: float, where: Path) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SettingsError(f"{where}: {key} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def load_settings(home: Path) -> Settings:
+    """Read ``<home>/settings.toml`` (missing file = defaults) and apply environment overrides.
+
+    Raises:
+        SettingsError: unreadable TOML or a bad value; the message names the file and key.
+    """
+    path = paths.settings_file(home)
+    data: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{path}: {exc}") from exc
+    engine = data.get("default_engine", "builtin")
+    if engine not in ENGINES:
+        raise SettingsError(f"{path}: default_engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    dp = data.get("diffusion_pipe", {})
+    if not isinstance(dp, dict):
+        raise SettingsError(f"{path}: [diffusion_pipe] must be a table")
+    checkout = os.environ.get(paths.DIFFUSION_PIPE_ENV) or dp.get("path")
+    deepspeed = os.environ.get(DEEPSPEED_ENV) or dp.get("deepspeed")
+    for key, value in (("diffusion_pipe.path", checkout), ("diffusion_pipe.deepspeed", deepspeed)):
+        if value is not None and not isinstance(value, str):
+            raise SettingsError(f"{path}: {key} must be a string")
+    return Settings(
+        default_engine=engine,
+        diffusion_pipe_path=Path(checkout).expanduser() if checkout else None,
+        deepspeed=str(Path(deepspeed).expanduser()) if deepspeed else None,
+        min_free_gib=_number(data, "min_free_gib", 2.0, path),
+        stop_timeout_s=_number(data, "stop_timeout_s", 600.0, path),
+    )

@@ -1,0 +1,129 @@
+"""Following a run from any client: incremental reads of ``metrics.jsonl``, ``console.log`` and ``run.json``.
+
+Why byte offsets: a follower (``dpipe-tui run`` in the foreground, ``logs -f``, the TUI's run view)
+polls a few times a second for hours; re-reading whole files would grow without bound. Each poll
+reads only what was appended since the last one and keeps a trailing partial line for next time, so
+a half-appended last line of ``metrics.jsonl`` is never parsed (the monitor may be mid-write).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dpipe_tui.runs.registry import RecordError, RunNotFound
+from dpipe_tui.supervisor.reconcile import reconcile
+from dpipe_tui.telemetry.events import Event
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from dpipe_tui.runs.model import RunRecord
+    from dpipe_tui.runs.registry import Registry
+
+
+class LineTail:
+    """Complete lines appended to a file since the last read (from ``offset``)."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        """Tail ``path`` starting at byte ``offset``."""
+        self.path = path
+        self.offset = offset
+        self._rest = b""
+
+    def read(self, max_bytes: int = 4 << 20) -> list[str]:
+        """Return the new complete lines (a trailing partial line waits for its newline)."""
+        try:
+            with open(self.path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size < self.offset:  # truncated or replaced: start over
+                    self.offset, self._rest = 0, b""
+                fh.seek(self.offset)
+                data = fh.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        buf = self._rest + data
+        lines = buf.split(b"\n")
+        self._rest = lines.pop()
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+
+def last_lines(path: Path, n: int, *, block: int = 64 * 1024) -> tuple[list[str], int]:
+    """The last ``n`` complete lines of ``path`` and the file size read up to (for a tail to go on)."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            start = size
+            data = b""
+            while start > 0 and data.count(b"\n") <= n:
+                start = max(0, start - block)
+                fh.seek(start)
+                data = fh.read(size - start)
+    except FileNotFoundError:
+        return [], 0
+    end = data.rfind(b"\n") + 1  # drop a partial last line
+    lines = data[:end].split(b"\n")[:-1]
+    return [line.decode("utf-8", errors="replace") for line in lines[-n:]] if n > 0 else [], start + end
+
+
+@dataclass(slots=True)
+class FollowUpdate:
+    """What changed since the previous poll."""
+
+    record: RunRecord
+    events: list[Event] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+
+class RunFollower:
+    """Polls one run; the same object serves the CLI's follow view and the TUI's run view."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        run_id: str,
+        *,
+        from_start: bool = True,
+        console: bool = False,
+        reconcile_every: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Follow ``run_id``; ``from_start`` replays existing events; ``console`` also tails console.log."""
+        self.registry = registry
+        self.run_id = run_id
+        self._metrics = LineTail(registry.metrics(run_id))
+        self._console = LineTail(registry.console_log(run_id)) if console else None
+        if not from_start:
+            self._metrics.offset = _size(registry.metrics(run_id))
+            if self._console is not None:
+                self._console.offset = _size(registry.console_log(run_id))
+        self._reconcile_every = reconcile_every
+        self._clock = clock
+        self._last_reconcile = -1e18
+        self.record = registry.load(run_id)
+
+    def poll(self) -> FollowUpdate:
+        """Read what was appended and the current record (reconciled with the OS every few seconds)."""
+        try:
+            record = self.registry.load(self.run_id)
+        except (RunNotFound, RecordError):
+            record = self.record
+        now = self._clock()
+        if record.state.is_live and now - self._last_reconcile >= self._reconcile_every:
+            self._last_reconcile = now
+            record = reconcile(self.registry, record)
+        self.record = record
+        events = [e for e in (Event.from_json(line) for line in self._metrics.read()) if e is not None]
+        lines = self._console.read() if self._console is not None else []
+        return FollowUpdate(record, events, lines)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

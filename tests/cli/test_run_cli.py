@@ -1,0 +1,177 @@
+"""The run commands through the real CLI in subprocesses, with the diffusion-pipe launch path
+(stand-in checkout: scripted train.py behind a deepspeed shim)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpipe_tui.runs.registry import Registry
+from tests.cli.conftest import CLI, cli, cli_json
+from tests.supervisor.conftest import wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+def _state(home: Path, checkout: Path, run_id: str) -> dict[str, Any]:
+    return cli_json(home, checkout, "status", run_id)
+
+
+def test_detached_run_then_ls_status_logs(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]
+) -> None:
+    profile = dp_profile(steps=4, step_time=0.02)
+    proc = cli(cli_home, checkout, "run", str(profile), "--engine", "diffusion-pipe", "--detach")
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip()
+    wait_for(lambda: _state(cli_home, checkout, run_id)["state"] == "completed")
+    status = _state(cli_home, checkout, run_id)
+    assert status["last_step"] == 4
+    assert status["cwd"] == str(checkout)
+    frozen = tomllib.loads(Path(str(status["config_path"])).read_text())
+    assert frozen["output_dir"] == str(checkout / "out")  # relative paths resolve against the checkout
+    listing = cli_json(cli_home, checkout, "ls")
+    assert [r["id"] for r in listing["runs"]] == [run_id]
+    logs = cli(cli_home, checkout, "logs", run_id[:12], "-n", "3")
+    assert "TRAINING COMPLETE!" in logs.stdout
+    table = cli(cli_home, checkout, "ls")
+    assert run_id in table.stdout
+    assert "completed" in table.stdout
+
+
+def test_foreground_run_exit_codes(cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]) -> None:
+    ok = cli(
+        cli_home,
+        checkout,
+        "run",
+        str(dp_profile("good", steps=3, step_time=0.02)),
+        "--engine",
+        "diffusion-pipe",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "phase:" in ok.stdout
+    assert "completed" in ok.stdout
+    bad = cli(
+        cli_home,
+        checkout,
+        "run",
+        str(dp_profile("bad", steps=3, step_time=0.02, fail_at=2, exit_code=1)),
+        "--engine",
+        "diffusion-pipe",
+    )
+    assert bad.returncode == 1
+    assert "failed" in bad.stdout
+
+
+def test_invalid_profile_is_refused_without_a_run(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]
+) -> None:
+    profile = dp_profile()
+    profile.write_text(profile.read_text().replace("type = 'chroma'", "type = 'nonsense'"))
+    proc = cli(cli_home, checkout, "run", str(profile), "--engine", "diffusion-pipe", "--detach")
+    assert proc.returncode == 1
+    assert "error" in proc.stderr
+    assert Registry(cli_home).ids() == []
+
+
+def test_prefix_resolution_exit_codes(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]
+) -> None:
+    profile = dp_profile(steps=1, step_time=0.01)
+    for _ in range(2):
+        assert cli(cli_home, checkout, "run", str(profile), "--engine", "diffusion-pipe").returncode == 0
+    ambiguous = cli(cli_home, checkout, "status", "2")
+    assert ambiguous.returncode == 2
+    assert "matches 2 runs" in ambiguous.stderr
+    assert cli(cli_home, checkout, "status", "nope").returncode == 3
+
+
+def test_busy_gpu_needs_queue_and_queue_dispatches(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]
+) -> None:
+    long = cli(
+        cli_home,
+        checkout,
+        "run",
+        str(dp_profile("long", steps=10_000, step_time=0.05)),
+        "--engine",
+        "diffusion-pipe",
+        "--detach",
+    )
+    first = long.stdout.strip()
+    wait_for(lambda: _state(cli_home, checkout, first)["state"] == "running")
+    short = dp_profile("short", steps=2, step_time=0.01)
+    refused = cli(cli_home, checkout, "run", str(short), "--engine", "diffusion-pipe", "--detach")
+    assert refused.returncode == 1
+    assert "--queue" in refused.stderr
+    queued = cli(cli_home, checkout, "run", str(short), "--engine", "diffusion-pipe", "--detach", "--queue")
+    second = queued.stdout.strip()
+    assert _state(cli_home, checkout, second)["state"] == "queued"
+    assert cli(cli_home, checkout, "rm", first).returncode == 1  # live runs are not removed
+    stop = cli(cli_home, checkout, "stop", first, "--now")
+    assert stop.returncode == 0, stop.stderr
+    # the stopped run's monitor (or this ls) dispatches the queued run
+    wait_for(lambda: cli_json(cli_home, checkout, "ls")["runs"][1]["state"] == "completed")
+    assert cli(cli_home, checkout, "rm", first).returncode == 0
+
+
+def test_run_survives_client_kill_and_sighup(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path], tmp_path: Path
+) -> None:
+    env = dict(os.environ, DPIPE_TUI_HOME=str(cli_home), DIFFUSION_PIPE_PATH=str(checkout))
+    profile = dp_profile(steps=10_000, step_time=0.05)
+    pidfile = tmp_path / "client.pid"
+    # A shell session standing in for the SSH login: the client runs in its process group.
+    command = " ".join([*CLI, "run", str(profile), "--engine", "diffusion-pipe"])
+    session = subprocess.Popen(
+        ["bash", "-c", f"{command} >/dev/null 2>&1 & echo $! > {pidfile}; wait"],
+        env=env,
+        start_new_session=True,
+    )
+    registry = Registry(cli_home)
+    wait_for(lambda: registry.ids() and pidfile.read_text().strip())
+    run_id = registry.ids()[0]
+    wait_for(lambda: (registry.load(run_id).last_step or 0) >= 2)
+    client_pid = int(pidfile.read_text())
+    assert os.getpgid(client_pid) == session.pid
+    os.kill(client_pid, signal.SIGKILL)
+    os.killpg(session.pid, signal.SIGHUP)  # the client's session/process group, as when SSH drops
+    session.wait(timeout=10)
+    step = registry.load(run_id).last_step or 0
+    time.sleep(2.5)
+    status = _state(cli_home, checkout, run_id)
+    assert status["state"] == "running"
+    assert status["engine_alive"] is True
+    assert status["monitor_alive"] is True
+    assert isinstance(status["last_step"], int)
+    assert status["last_step"] > step
+
+
+def test_ctrl_c_detaches_the_viewer(cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]) -> None:
+    env = dict(os.environ, DPIPE_TUI_HOME=str(cli_home), DIFFUSION_PIPE_PATH=str(checkout))
+    client = subprocess.Popen(
+        [*CLI, "run", str(dp_profile(steps=10_000, step_time=0.05)), "--engine", "diffusion-pipe"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    registry = Registry(cli_home)
+    wait_for(lambda: registry.ids() and (registry.load(registry.ids()[0]).last_step or 0) >= 1)
+    client.send_signal(signal.SIGINT)
+    _, err = client.communicate(timeout=20)
+    assert client.returncode == 130
+    run_id = registry.ids()[0]
+    assert f"dpipe-tui stop {run_id}" in err
+    assert _state(cli_home, checkout, run_id)["state"] == "running"
+    stop = cli(cli_home, checkout, "stop", run_id)  # graceful: save_quit
+    assert stop.returncode == 0, stop.stderr
+    assert "save_quit" in stop.stdout
+    assert json.loads(cli(cli_home, checkout, "status", run_id, "--json").stdout)["state"] == "stopped"
