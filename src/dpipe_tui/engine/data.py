@@ -1,0 +1,257 @@
+"""Dataset enumeration, aspect-ratio bucketing and the per-epoch batch plan (torch-free).
+
+Why its own module: these are diffusion-pipe's rules (spec §3) for what one epoch is, and the
+supervisor's progress/ETA depends on them being the same in both engines. The rules followed:
+
+- a ``[[directory]]`` is not recursive; ``.txt .npz .json .parquet .bak .db`` are skipped; the
+  caption is ``<stem>.txt`` (``Path.with_suffix``); a missing caption skips the image unless
+  ``skip_empty_caption = false``; ``caption_prefix``, ``shuffle_tags`` / ``cache_shuffle_num``;
+- resolutions are areas (``[w, h]`` → sqrt(w·h)); AR buckets are ``ar_buckets`` or a geometric
+  range ``min_ar..max_ar`` (``num_ar_buckets``), deduplicated to 3 decimals; each image goes to the
+  nearest AR in log space; the bucket size is w = sqrt(r²·ar), h = r²/w, rounded to 16;
+- per size bucket, items of every directory (× captions × ``num_repeats``) are pooled, shuffled
+  with seed 0 and rounded down to a multiple of the global batch size; batches of all buckets are
+  interleaved by a seed-0 shuffle. The order is the same every epoch, as in diffusion-pipe.
+
+The file-list shuffle is deterministic but not bit-identical to diffusion-pipe's (which goes
+through HF datasets); step counts and bucket contents are identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SKIP_SUFFIXES = frozenset({".txt", ".npz", ".json", ".parquet", ".bak", ".db"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+ROUND_TO = 16
+
+Bucket = tuple[float, int, int, int]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example: an image at a size bucket with one caption variant."""
+
+    image: str
+    bucket: Bucket
+    caption: str
+
+
+@dataclass
+class DirectoryScan:
+    """What one ``[[directory]]`` contributes."""
+
+    path: Path
+    num_repeats: float
+    samples_by_bucket: dict[Bucket, list[Sample]] = field(default_factory=dict)
+    images: list[tuple[str, int, int]] = field(default_factory=list)  # (file, width, height)
+
+
+def seed_from_hash(item: object) -> int:
+    """diffusion-pipe's seed for a path/bucket: md5 of its string, mod 1e9."""
+    return int(hashlib.md5(str(item).encode()).hexdigest(), 16) % int(1e9)
+
+
+def dedup_and_sort(values: list[float]) -> list[float]:
+    """Round to 3 decimals, deduplicate, sort."""
+    return sorted({round(float(v), 3) for v in values})
+
+
+def resolutions_of(values: list[Any]) -> list[float]:
+    """Resolution entries as side lengths (``[w, h]`` pairs become sqrt(w·h))."""
+    return dedup_and_sort([math.sqrt(v[0] * v[1]) if isinstance(v, list | tuple) else v for v in values])
+
+
+def ar_buckets_of(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> list[float]:
+    """The aspect-ratio buckets of a directory (spec §3.1)."""
+
+    def get(key: str, default: Any = None) -> Any:
+        return dir_cfg.get(key, ds_cfg.get(key, default))
+
+    if not get("enable_ar_bucket", False):
+        return [1.0]
+    if ars := get("ar_buckets"):
+        return dedup_and_sort([a[0] / a[1] if isinstance(a, list | tuple) else a for a in ars])
+    lo, hi, n = float(get("min_ar")), float(get("max_ar")), int(get("num_ar_buckets"))
+    if n == 1:
+        return dedup_and_sort([lo])
+    return dedup_and_sort([lo * (hi / lo) ** (i / (n - 1)) for i in range(n)])
+
+
+def round_to_multiple(x: float, multiple: int = ROUND_TO) -> int:
+    """diffusion-pipe's round_to_nearest_multiple."""
+    return int(round(x / multiple) * multiple)
+
+
+def size_bucket(ar: float, resolution: float) -> Bucket:
+    """The (ar, w, h, frames) bucket of an AR at a resolution."""
+    area = resolution**2
+    w = math.sqrt(area * ar)
+    return (ar, round_to_multiple(w), round_to_multiple(area / w), 1)
+
+
+def _captions(text: str, count: int, delimiter: str, prefix: str, seed: int) -> list[str]:
+    if count == 0:
+        return [prefix + text]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        tags = text.split(delimiter)
+        rng.shuffle(tags)
+        out.append(prefix + delimiter.join(tags))
+    return out
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception as exc:  # any unreadable media is skipped, as in diffusion-pipe
+        log.warning("Media file %s could not be opened. Skipping. The exception was: %s", path, exc)
+        return None
+
+
+def scan_directory(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> DirectoryScan:
+    """Enumerate a directory's images, captions and size buckets.
+
+    Raises:
+        RuntimeError: the folder does not exist or holds no images (diffusion-pipe's messages).
+    """
+
+    def get(key: str, default: Any = None) -> Any:
+        return dir_cfg.get(key, ds_cfg.get(key, default))
+
+    path = Path(dir_cfg["path"])
+    if not path.is_dir():
+        raise RuntimeError(f"Invalid path: {path}")
+    resolutions = resolutions_of(dir_cfg.get("resolutions", ds_cfg.get("resolutions", [512])))
+    ars = ar_buckets_of(dir_cfg, ds_cfg)
+    shuffle_num = int(get("cache_shuffle_num", 0)) or (1 if get("shuffle_tags", False) else 0)
+    delimiter, prefix = get("cache_shuffle_delimiter", ", "), get("caption_prefix", "")
+    num_repeats = float(get("num_repeats", 1))
+    if num_repeats <= 0:
+        raise ValueError(f"num_repeats must be >0, was {num_repeats}")
+    scan = DirectoryScan(path=path, num_repeats=num_repeats)
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix not in SKIP_SUFFIXES)
+    if get("shuffle_metadata", True):
+        random.Random(seed_from_hash(path)).shuffle(files)
+    by_caption_number: dict[Bucket, list[list[Sample]]] = {}
+    for file in files:
+        caption_file = file.with_suffix(".txt")
+        if caption_file.is_file():
+            text = caption_file.read_text(encoding="utf-8").strip()
+        elif get("skip_empty_caption", True):
+            log.warning("Cound not find caption for %s. Skipping image.", file)
+            continue
+        else:
+            log.warning("Cound not find caption for %s. Using empty caption.", file)
+            text = ""
+        size = _image_size(file)
+        if size is None:
+            continue
+        scan.images.append((str(file), *size))
+        log_ar = math.log(size[0] / size[1])
+        ar = min(ars, key=lambda a: abs(log_ar - math.log(a)))
+        captions = _captions(text, shuffle_num, delimiter, prefix, seed_from_hash(file))
+        for res in resolutions:
+            bucket = size_bucket(ar, res)
+            lists = by_caption_number.setdefault(bucket, [[] for _ in captions])
+            for i, caption in enumerate(captions):
+                lists[i].append(Sample(str(file), bucket, caption))
+    if not scan.images:
+        raise RuntimeError(f"Directory {path} had no images/videos!")
+    for bucket, lists in by_caption_number.items():
+        scan.samples_by_bucket[bucket] = [s for lst in lists for s in lst]
+    return scan
+
+
+def bucket_batch_size(per_gpu: int | list[list[int]], bucket: Bucket) -> int:
+    """Micro-batch size for a bucket (the list form picks the nearest resolution)."""
+    if isinstance(per_gpu, int):
+        return per_gpu
+    side = math.sqrt(bucket[1] * bucket[2])
+    return min(per_gpu, key=lambda pair: abs(pair[0] - side))[1]
+
+
+@dataclass
+class EpochPlan:
+    """The fixed order of global batches of one epoch, and how to cut them per rank."""
+
+    batches: list[list[Sample]]
+    per_rank: list[int]  # micro-batch size × GAS of each batch's bucket
+    dropped: list[Bucket]
+
+    def rank_slice(self, index: int, dp_rank: int) -> list[Sample]:
+        """The samples of batch ``index`` that data-parallel rank ``dp_rank`` trains on."""
+        n = self.per_rank[index]
+        return self.batches[index][dp_rank * n : (dp_rank + 1) * n]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def plan_epoch(
+    scans: list[DirectoryScan], micro_batch_size: int | list[list[int]], gas: int, dp_world: int
+) -> EpochPlan:
+    """Pool directories per size bucket, round down, and interleave buckets (spec §3.3)."""
+    pooled: dict[Bucket, list[tuple[int, list[Sample]]]] = {}
+    for d, scan in enumerate(scans):
+        for bucket, samples in scan.samples_by_bucket.items():
+            rng = random.Random(seed_from_hash(bucket))
+            order = samples[:]
+            rng.shuffle(order)
+            n = int(len(order) * scan.num_repeats)
+            pooled.setdefault(bucket, []).append((d, [order[i % len(order)] for i in range(n)]))
+    bucket_batches: list[list[list[Sample]]] = []
+    per_rank_sizes: list[int] = []
+    dropped: list[Bucket] = []
+    for bucket in sorted(pooled):
+        parts = pooled[bucket]
+        which = [i for i, (_, lst) in enumerate(parts) for _ in lst]
+        random.Random(0).shuffle(which)
+        cursor = [0] * len(parts)
+        merged = []
+        for i in which:
+            merged.append(parts[i][1][cursor[i]])
+            cursor[i] += 1
+        rank_bs = bucket_batch_size(micro_batch_size, bucket) * gas
+        global_bs = rank_bs * dp_world
+        usable = (len(merged) // global_bs) * global_bs
+        if usable == 0:
+            log.warning(
+                "size bucket %s is being completely dropped because it doesn't have enough images", bucket
+            )
+            dropped.append(bucket)
+        bucket_batches.append([merged[i : i + global_bs] for i in range(0, usable, global_bs)])
+        per_rank_sizes.append(rank_bs)
+    schedule: list[tuple[int, int]] = [
+        (b, j) for b, lst in enumerate(bucket_batches) for j in range(len(lst))
+    ]
+    random.Random(0).shuffle(schedule)
+    cursors = [0] * len(bucket_batches)
+    batches: list[list[Sample]] = []
+    sizes: list[int] = []
+    for b, _ in schedule:
+        batches.append(bucket_batches[b][cursors[b]])
+        sizes.append(per_rank_sizes[b])
+        cursors[b] += 1
+    return EpochPlan(batches=batches, per_rank=sizes, dropped=dropped)
+
+
+def all_samples(scans: list[DirectoryScan]) -> list[Sample]:
+    """Every distinct (image, bucket, caption) of the scans, for caching."""
+    seen: dict[Sample, None] = {}
+    for scan in scans:
+        for samples in scan.samples_by_bucket.values():
+            seen.update(dict.fromkeys(samples))
+    return list(seen)
