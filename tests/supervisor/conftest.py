@@ -44,8 +44,8 @@ def _kill_leftovers(registry: Registry) -> None:
     for r in records:
         if r.pgid:
             procs.signal_group(r.pgid, signal.SIGKILL)
-        if procs.is_alive(r.monitor_pid, r.monitor_started) and r.monitor_pid:
-            procs.kill_quietly(r.monitor_pid)
+        if r.monitor_pid not in (None, os.getpid()) and procs.is_alive(r.monitor_pid, r.monitor_started):
+            procs.kill_quietly(r.monitor_pid or 0)
 
 
 @pytest.fixture
@@ -125,6 +125,3 @@ def state_of(home: Path, run_id: str) -> str:
 
     registry = Registry(home)
     return reconcile(registry, registry.load(run_id)).state.value
-
-
-__all__ = ["os"]

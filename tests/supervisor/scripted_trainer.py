@@ -7,7 +7,7 @@ Behaviour comes from a ``[scripted]`` table in the main TOML:
 steps (int), step_time (s), checkpoint_every (steps), exit_code (int, exit with it at ``fail_at``),
 fail_at (step), hang (bool: ignore SIGINT/SIGTERM and sleep forever after startup), child (bool: start a
 child process in the same group), noise_rate (extra console lines per second), cache_time (s before
-the run folder appears).
+the run folder appears), fail_only_fresh (bool: do not fail after a resume).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def main() -> int:
         while True:
             time.sleep(1)
     step, epoch = 1, 1
+    resumed = bool(args.resume_from_checkpoint)
     if args.resume_from_checkpoint:
         name = args.resume_from_checkpoint
         run_dir = out / name if isinstance(name, str) else sorted(out.iterdir())[-1]
@@ -108,7 +109,7 @@ def main() -> int:
             time.sleep(min(0.005, deadline - now))
         log(f"{DS} step={step}, skipped=0, lr=[0.0001], mom=[[0.9, 0.99]]")
         log(f"steps: {step} loss: {0.5 / step:.4f} iter time (s): {step_time:.3f} samples/sec: 1.000")
-        if fail_at is not None and step == int(fail_at):
+        if fail_at is not None and step == int(fail_at) and not (resumed and sc.get("fail_only_fresh")):
             log("Traceback (most recent call last):\nRuntimeError: scripted failure")
             return int(sc.get("exit_code", 1))
         if every and step % every == 0:

@@ -405,7 +405,10 @@ def _refreeze(registry: Registry, record: RunRecord, force: bool) -> list[str]:
     if not profile.is_file() or record.config_path is None or record.base_dir is None:
         return [f"{profile} is gone; resuming with the frozen copy"] if not profile.is_file() else []
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".refreeze-") as tmp:
-        fresh = freeze(profile, Path(tmp), Path(record.base_dir))
+        try:
+            fresh = freeze(profile, Path(tmp), Path(record.base_dir))
+        except Exception as exc:  # ProfileError and I/O errors alike: refuse with the reason
+            raise ServiceError(f"cannot use the current profile {profile}: {exc}") from exc
         changes = profile_diff.compare(Path(record.config_path), fresh)
         fatal = [c for c in changes if c.breaks_loading]
         if fatal and not force:
