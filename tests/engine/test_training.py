@@ -1,0 +1,174 @@
+"""Real trainings under the deepspeed launcher on the CPU: layout, formats, caching, DP and pipelining."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from tests.engine.conftest import (
+    REPO,
+    Assets,
+    engine_env,
+    launch,
+    make_profile,
+    read_scalars,
+    run_dirs,
+    step_losses,
+    write_toml,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _adapter_keys(folder: Path) -> tuple[set[str], dict[str, str], dict[str, torch.Tensor]]:
+    with safe_open(str(folder / "adapter_model.safetensors"), framework="pt") as f:
+        keys = set(f.keys())
+        return keys, dict(f.metadata() or {}), {k: f.get_tensor(k) for k in keys}
+
+
+def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: Assets) -> None:
+    eval_cfg = write_toml(
+        tmp_path / "eval.toml", {"resolutions": [64], "directory": [{"path": str(assets.eval_images)}]}
+    )
+    profile = make_profile(
+        tmp_path,
+        assets,
+        eval_datasets=[{"name": "shapes", "config": str(eval_cfg)}],
+        eval_before_first_step=True,
+        eval_every_n_epochs=2,
+    )
+    result = launch(profile)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:]
+    # console markers, in order
+    markers = [
+        "caching latents:",
+        "[CACHE] Initializing",
+        "Global batch size = 4",
+        "Running eval",
+        "steps: 1 loss:",
+    ]
+    markers += ["Saving model to directory epoch1", "Started new epoch: 2", "TRAINING COMPLETE!"]
+    positions = [out.index(m) for m in markers]
+    assert positions == sorted(positions)
+    assert re.search(r"\[Rank 0\] step=1, skipped=0, lr=\[", out)
+    # output_dir holds exactly one run folder named by UTC time
+    (run_dir,) = run_dirs(tmp_path)
+    assert re.fullmatch(r"\d{8}_\d{2}-\d{2}-\d{2}", run_dir.name)
+    steps = max(step_losses(out))
+    names = {p.name for p in run_dir.iterdir()}
+    assert {
+        "profile.toml",
+        "dataset.toml",
+        "eval.toml",
+        "epoch1",
+        "epoch2",
+        "latest",
+        f"global_step{steps}",
+    } <= names
+    assert (run_dir / "latest").read_text() == f"global_step{steps}"
+    ckpt = run_dir / f"global_step{steps}"
+    assert (ckpt / "mp_rank_00_model_states.pt").is_file()
+    assert sorted(p.name for p in ckpt.glob("layer_*-model_states.pt"))[0] == "layer_00-model_states.pt"
+    state = torch.load(ckpt / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == steps and state["examples"] == 4 * steps
+    assert state["custom_loader"] == {"epoch": 3, "num_batches_pulled": 0}
+    # the LoRA in diffusion-pipe's (BFL/ComfyUI) layout
+    keys, meta, tensors = _adapter_keys(run_dir / "epoch2")
+    assert meta == {"format": "pt"}
+    modules = {k.rsplit(".lora_", 1)[0] for k in keys}
+    expected = {f"diffusion_model.double_blocks.{i}.{m}" for i in range(2) for m in
+                ("img_attn.qkv", "img_attn.proj", "txt_attn.qkv", "txt_attn.proj",
+                 "img_mlp.0", "img_mlp.2", "txt_mlp.0", "txt_mlp.2")}  # fmt: skip
+    expected |= {f"diffusion_model.single_blocks.{i}.linear{j}" for i in range(2) for j in (1, 2)}
+    assert modules == expected
+    assert all(f"{m}.lora_A.weight" in keys and f"{m}.lora_B.weight" in keys for m in modules)
+    assert tensors["diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight"].shape == (12, 32)
+    assert tensors["diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight"].shape == (96, 12)
+    assert tensors["diffusion_model.single_blocks.0.linear1.lora_A.weight"].shape == (16, 32)
+    assert tensors["diffusion_model.double_blocks.0.img_attn.proj.lora_A.weight"].shape == (4, 32)
+    assert all(t.dtype == torch.float32 for t in tensors.values())
+    cfg = json.loads((run_dir / "epoch2" / "adapter_config.json").read_text())
+    assert cfg["r"] == cfg["lora_alpha"] == 4
+    assert cfg["rank_pattern"] == cfg["alpha_pattern"] == {"qkv": 12, "linear1": 16}
+    assert (run_dir / "epoch2" / "profile.toml").is_file()
+    assert not (run_dir / "epoch2" / "tmp").exists()
+    # TensorBoard: train loss per step, epoch loss per epoch, eval tags at 0 and at the last step
+    scalars = read_scalars(run_dir)
+    assert [s for s, _ in scalars["train/loss"]] == list(range(1, steps + 1))
+    assert [s for s, _ in scalars["train/epoch_loss"]] == [1, 2]
+    assert [s for s, _ in scalars["shapes/loss"]] == [0, steps]
+    assert len([t for t in scalars if t.startswith("shapes/loss_quantile_")]) == 9
+    assert "eval/eval_time_sec" in scalars
+    tb = dict(scalars["train/loss"])
+    assert all(abs(tb[s] - v) < 1e-4 for s, v in step_losses(out).items())
+
+
+def test_cache_is_reused_and_regenerated(tmp_path: Path, assets: Assets) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(assets.images, images)
+    profile = make_profile(tmp_path, assets, images=images)
+    first = launch(profile, "--cache_only")
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "[CACHE] Storing new fingerprint" in first.stdout and "[CACHE] Creating new shard" in first.stdout
+    assert (images / "cache" / "chroma" / "cache_1.000x64x64x1" / "latents" / "metadata.json").is_file()
+    assert not run_dirs(tmp_path)  # --cache_only stops before the run folder exists
+    second = launch(profile, "--cache_only")
+    assert second.returncode == 0
+    assert "[CACHE] Existing cache has fingerprint" in second.stdout
+    assert "Creating new shard" not in second.stdout and "Fingerprint changed" not in second.stdout
+    (images / "red-circle-large.txt").write_text("a picture of a changed caption\n")
+    third = launch(profile, "--cache_only", "--regenerate_cache")
+    assert third.returncode == 0
+    assert third.stdout.count("[CACHE] Creating new shard") == 3  # two latent buckets + text, all rebuilt
+
+
+def test_two_processes_data_parallel(tmp_path: Path, assets: Assets) -> None:
+    profile = make_profile(tmp_path, assets, epochs=1)
+    result = launch(profile, procs=2)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Global batch size = 8" in result.stdout
+    assert result.stdout.count("TRAINING COMPLETE!") == 1
+    (run_dir,) = run_dirs(tmp_path)
+    # 20 square images → 2 batches of 8; the 4 wide ones are dropped (not enough for a global batch)
+    assert max(step_losses(result.stdout)) == 2
+    assert "being completely dropped" in result.stdout
+    assert (run_dir / "epoch1" / "adapter_model.safetensors").is_file()
+
+
+def test_two_pipeline_stages(tmp_path: Path, assets: Assets) -> None:
+    profile = make_profile(tmp_path, assets, epochs=1, pipeline_stages=2, gradient_accumulation_steps=2,
+                           micro_batch_size_per_gpu=2)  # fmt: skip
+    result = launch(profile, procs=2)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Global batch size = 4" in result.stdout
+    assert re.search(r"stage=1 layers=\d+", result.stdout)
+    (run_dir,) = run_dirs(tmp_path)
+    keys, _, _ = _adapter_keys(run_dir / "epoch1")
+    assert any(k.startswith("diffusion_model.double_blocks.0.") for k in keys)
+    assert any(k.startswith("diffusion_model.single_blocks.1.") for k in keys)  # from the other stage
+    assert {p.name for p in (run_dir / "global_step6").glob("mp_rank_*")} == {
+        "mp_rank_00_model_states.pt",
+        "mp_rank_01_model_states.pt",
+    }
+
+
+def test_bad_config_fails_before_loading(tmp_path: Path, assets: Assets) -> None:
+    profile = make_profile(tmp_path, assets, optimizer={"type": "AdamW8bitKahan"})
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dpipe_tui.engine", "--config", str(profile)],
+        capture_output=True, text=True, env=engine_env(), cwd=REPO, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    line = next(ln for ln in result.stderr.splitlines() if ": error: optimizer.type:" in ln)
+    assert re.match(rf"{re.escape(str(profile))}:\d+:\d+: error: optimizer\.type: .*not available", line)
+    assert "available: adamw" in line
+    assert not re.search(r"\|\s+torch$", result.stderr, re.M)  # nothing heavy was even imported
