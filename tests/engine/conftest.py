@@ -97,7 +97,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Assets:
 def make_profile(folder: Path, assets: Assets, images: Path | None = None, **overrides: Any) -> Path:
     """Write ``profile.toml`` + ``dataset.toml`` in ``folder`` (absolute paths); returns the profile."""
     folder.mkdir(parents=True, exist_ok=True)
-    dataset = {
+    dataset: dict[str, Any] = {
         "resolutions": [64],
         "enable_ar_bucket": True,
         "min_ar": 0.5,
@@ -117,7 +117,7 @@ def make_profile(folder: Path, assets: Assets, images: Path | None = None, **ove
         "steps_per_print": 1,
         "eval_before_first_step": False,
     }
-    tables = {
+    tables: dict[str, dict[str, Any]] = {
         "model": {
             "type": "chroma",
             "diffusers_path": str(assets.models),
@@ -153,10 +153,17 @@ def launch_argv(profile: Path, *extra: str, procs: int = 1, port: int | None = N
     """The supervisor's builtin argv (design.md): deepspeed runner → ``-m dpipe_tui.engine``."""
     port = port or free_port()
     where = ["--include", "localhost:0"] if procs == 1 else ["--num_gpus", str(procs)]
-    return [
-        sys.executable, "-m", "deepspeed.launcher.runner", *where, "--master_port", str(port),
-        "--module", "dpipe_tui.engine", "--deepspeed", "--config", str(profile), "--master_port", str(port), *extra,
-    ]  # fmt: skip
+    runner = [sys.executable, "-m", "deepspeed.launcher.runner", *where, "--master_port", str(port)]
+    engine = [
+        "--module",
+        "dpipe_tui.engine",
+        "--deepspeed",
+        "--config",
+        str(profile),
+        "--master_port",
+        str(port),
+    ]
+    return [*runner, *engine, *extra]
 
 
 def launch(profile: Path, *extra: str, procs: int = 1) -> subprocess.CompletedProcess[str]:

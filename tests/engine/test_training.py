@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -24,6 +24,9 @@ from tests.engine.conftest import (
     step_losses,
     write_toml,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +82,8 @@ def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: As
     assert (ckpt / "mp_rank_00_model_states.pt").is_file()
     assert sorted(p.name for p in ckpt.glob("layer_*-model_states.pt"))[0] == "layer_00-model_states.pt"
     state = torch.load(ckpt / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False)
-    assert state["step"] == steps and state["examples"] == 4 * steps
+    assert state["step"] == steps
+    assert state["examples"] == 4 * steps
     assert state["custom_loader"] == {"epoch": 3, "num_batches_pulled": 0}
     # the LoRA in diffusion-pipe's (BFL/ComfyUI) layout
     keys, meta, tensors = _adapter_keys(run_dir / "epoch2")
@@ -118,13 +122,15 @@ def test_cache_is_reused_and_regenerated(tmp_path: Path, assets: Assets) -> None
     profile = make_profile(tmp_path, assets, images=images)
     first = launch(profile, "--cache_only")
     assert first.returncode == 0, first.stdout[-3000:]
-    assert "[CACHE] Storing new fingerprint" in first.stdout and "[CACHE] Creating new shard" in first.stdout
+    assert "[CACHE] Storing new fingerprint" in first.stdout
+    assert "[CACHE] Creating new shard" in first.stdout
     assert (images / "cache" / "chroma" / "cache_1.000x64x64x1" / "latents" / "metadata.json").is_file()
     assert not run_dirs(tmp_path)  # --cache_only stops before the run folder exists
     second = launch(profile, "--cache_only")
     assert second.returncode == 0
     assert "[CACHE] Existing cache has fingerprint" in second.stdout
-    assert "Creating new shard" not in second.stdout and "Fingerprint changed" not in second.stdout
+    assert "Creating new shard" not in second.stdout
+    assert "Fingerprint changed" not in second.stdout
     (images / "red-circle-large.txt").write_text("a picture of a changed caption\n")
     third = launch(profile, "--cache_only", "--regenerate_cache")
     assert third.returncode == 0
