@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from tests.engine.conftest import Assets
 
 pytestmark = pytest.mark.slow
-SETTINGS = {
+SETTINGS: dict[str, Any] = {
     "epochs": 4,
     "max_steps": 14,
     "warmup_steps": 3,
