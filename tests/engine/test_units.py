@@ -24,7 +24,8 @@ def _model(seed: int = 0) -> Any:
     from diffusers import ChromaTransformer2DModel
 
     torch.manual_seed(seed)
-    return ChromaTransformer2DModel(**TINY_TRANSFORMER).eval()
+    model: Any = ChromaTransformer2DModel(**TINY_TRANSFORMER)  # type: ignore[no-untyped-call]
+    return model.eval()
 
 
 def _inputs(bs: int = 2, text_len: int = 5) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
