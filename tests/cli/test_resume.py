@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,6 +103,8 @@ def test_resume_refuses_a_changed_model_and_warns_on_dataloader_changes(
     result = runs.resume_run(home, record.id)
     assert any("gradient_accumulation_steps changed" in w for w in result.warnings)
     assert "gradient_accumulation_steps = 2" in Path(result.record.config_path or "").read_text()
+    frozen = tomllib.loads(Path(result.record.config_path or "").read_text())
+    assert Path(frozen["dataset"]) == Registry(home).run_dir(record.id) / "dataset.toml"
     assert _ended(home, record.id).state is RunState.COMPLETED
 
 

@@ -10,7 +10,6 @@ import json
 import math
 import sys
 import time
-from collections import deque
 from pathlib import Path  # noqa: TC003  # typer reads the annotations at runtime
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -219,52 +218,50 @@ def _follow(home: Path, run_id: str) -> int:
     return int(common.ExitCode.FAILED)
 
 
-class _Rate:
-    """Steps per second over the last few step events (for it/s and ETA)."""
+class _Progress:
+    """Speed and ETA from the telemetry progress model (EMA of DeepSpeed's iter time)."""
 
     def __init__(self) -> None:
-        self.points: deque[tuple[float, int]] = deque(maxlen=20)
+        from dpipe_tui.telemetry.progress import ProgressModel, ProgressPlan
 
-    def add(self, events: list[Event]) -> None:
-        for e in events:
-            if e.kind.value == "step" and e.get("step") is not None:
-                self.points.append((e.t, int(e.get("step"))))
+        self._plan_type = ProgressPlan
+        self.model = ProgressModel()
+        self._total: int | None = None
 
-    def per_second(self) -> float | None:
-        if len(self.points) < 2:
-            return None
-        (t0, s0), (t1, s1) = self.points[0], self.points[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 and s1 > s0 else None
-
-
-def _eta(r: RunRecord, rate: float | None) -> str:
-    if not rate or not r.total_steps or r.last_step is None:
-        return "-"
-    left = max(0, r.total_steps - r.last_step) / rate
-    return time.strftime("%H:%M:%S", time.gmtime(left)) if left < 86400 else f"{left / 86400:.1f}d"
+    def add(self, record: RunRecord, events: list[Event]) -> tuple[float | None, str]:
+        if record.total_steps != self._total:
+            self._total = record.total_steps
+            self.model.plan = self._plan_type(total_steps=record.total_steps)
+        self.model.feed(events)
+        snap = self.model.snapshot()
+        eta = snap.eta_sec
+        if eta is None:
+            text = "-"
+        else:
+            text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta < 86400 else f"{eta / 86400:.1f}d"
+        return snap.steps_per_sec, text
 
 
 class _PlainView:
     """One line per phase change and at most one progress line per second (logs, pipes, cron)."""
 
     def __init__(self) -> None:
-        self.rate = _Rate()
+        self.progress = _Progress()
         self.phase: str | None = None
         self.last_print = 0.0
         self.last_step: int | None = None
 
     def show(self, r: RunRecord, events: list[Event]) -> None:
-        self.rate.add(events)
+        rate, eta = self.progress.add(r, events)
         if r.phase != self.phase:
             self.phase = r.phase
             print(f"[{r.state.value}] phase: {r.phase or '-'}", flush=True)
         now = time.monotonic()
         if r.last_step is not None and r.last_step != self.last_step and now - self.last_print >= 1.0:
             self.last_step, self.last_print = r.last_step, now
-            rate = self.rate.per_second()
             loss = f"{r.last_loss:.4f}" if r.last_loss is not None and math.isfinite(r.last_loss) else "-"
             its = f"{rate:.2f} it/s" if rate else "- it/s"
-            print(f"step {_step_text(r)}  loss {loss}  {its}  eta {_eta(r, rate)}", flush=True)
+            print(f"step {_step_text(r)}  loss {loss}  {its}  eta {eta}", flush=True)
 
     def close(self) -> None:
         sys.stdout.flush()
@@ -276,7 +273,7 @@ class _TtyView:
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.rate = _Rate()
+        self.model = _Progress()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -289,10 +286,9 @@ class _TtyView:
         self.progress.start()
 
     def show(self, r: RunRecord, events: list[Event]) -> None:
-        self.rate.add(events)
-        rate = self.rate.per_second()
+        rate, eta = self.model.add(r, events)
         loss = f"{r.last_loss:.4f}" if r.last_loss is not None and math.isfinite(r.last_loss) else "-"
-        info = f"loss {loss}  {rate:.2f} it/s  eta {_eta(r, rate)}" if rate else f"loss {loss}"
+        info = f"loss {loss}  {rate:.2f} it/s  eta {eta}" if rate else f"loss {loss}"
         self.progress.update(
             self.task,
             description=f"{r.state.value}/{r.phase or '-'}",

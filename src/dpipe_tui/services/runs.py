@@ -413,17 +413,19 @@ def _refreeze(registry: Registry, record: RunRecord, force: bool) -> list[str]:
         fatal = [c for c in changes if c.breaks_loading]
         if fatal and not force:
             raise ServiceError("; ".join(c.message for c in fatal) + " (use --force to resume anyway)")
-        if changes or _differs(Path(record.config_path), fresh):
-            for name in os.listdir(tmp):
-                os.replace(Path(tmp) / name, run_dir / name)
-        return [c.message for c in changes]
+        differs = bool(changes) or _differs(Path(record.config_path), fresh)
+    if differs:  # freeze again in place: the copy's `dataset` key must name the run folder's dataset.toml
+        freeze(profile, run_dir, Path(record.base_dir))
+    return [c.message for c in changes]
 
 
 def _differs(a: Path, b: Path) -> bool:
     try:
-        return a.read_bytes() != b.read_bytes()
+        old = a.read_text(encoding="utf-8").replace(str(a.parent), "")
+        new = b.read_text(encoding="utf-8").replace(str(b.parent), "")
     except OSError:
         return True
+    return old != new
 
 
 def remove_run(home: Path, ref: str) -> str:

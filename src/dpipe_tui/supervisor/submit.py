@@ -81,7 +81,7 @@ def output_dir_of(config: Path, base_dir: Path) -> Path | None:
     if not isinstance(value, str) or not value:
         return None
     path = Path(value).expanduser()
-    return path if path.is_absolute() else (base_dir / path)
+    return Path(os.path.normpath(path if path.is_absolute() else base_dir / path))
 
 
 def submit(
