@@ -97,12 +97,11 @@ def main() -> int:
         while True:
             now = time.monotonic()
             if noise_rate:
-                due = int((now - last_noise) * noise_rate)
+                due = int((now - last_noise) * noise_rate) - noise
                 for _ in range(due):
                     noise += 1
                     print(f"noise line {noise} " + "x" * 60)
-                if due:
-                    last_noise = now
+                if due > 0:
                     sys.stdout.flush()
             if now >= deadline:
                 break
