@@ -175,3 +175,22 @@ def test_ctrl_c_detaches_the_viewer(cli_home: Path, checkout: Path, dp_profile: 
     assert stop.returncode == 0, stop.stderr
     assert "save_quit" in stop.stdout
     assert json.loads(cli(cli_home, checkout, "status", run_id, "--json").stdout)["state"] == "stopped"
+
+
+def test_unreadable_run_is_listed_as_a_problem_and_removable(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]
+) -> None:
+    proc = cli(
+        cli_home, checkout, "run", str(dp_profile(steps=1, step_time=0.01)), "--engine", "diffusion-pipe"
+    )
+    assert proc.returncode == 0, proc.stderr
+    run_id = Registry(cli_home).ids()[0]
+    (Registry(cli_home).run_dir(run_id) / "run.json").write_text("{not json")
+    listing = cli_json(cli_home, checkout, "ls")
+    assert listing["runs"] == []
+    assert listing["problems"][0]["id"] == run_id
+    status = cli(cli_home, checkout, "status", run_id)
+    assert status.returncode == 1
+    assert "not valid JSON" in status.stderr
+    assert cli(cli_home, checkout, "rm", run_id).returncode == 0
+    assert Registry(cli_home).ids() == []

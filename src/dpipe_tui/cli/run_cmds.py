@@ -11,14 +11,18 @@ import math
 import sys
 import time
 from pathlib import Path  # noqa: TC003  # typer reads the annotations at runtime
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
 from dpipe_tui import paths
 from dpipe_tui.cli import common
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dpipe_tui.runs.model import RunRecord
     from dpipe_tui.services.runs import RunStatus
     from dpipe_tui.telemetry.events import Event
@@ -31,12 +35,30 @@ def _home(home: str | None) -> Path:
     return paths.home()
 
 
+def _say(message: str) -> None:
+    print(f"dpipe-tui: {message}", file=sys.stderr)
+
+
 def _lookup_error(exc: Exception) -> NoReturn:
     from dpipe_tui.runs.registry import AmbiguousRun
 
     if isinstance(exc, AmbiguousRun):
         common.fail(str(exc), common.ExitCode.USAGE)
     common.fail(str(exc).strip("'\""), common.ExitCode.NOT_FOUND)
+
+
+def _service(call: Callable[[], T]) -> T:
+    """Run a service call, turning lookup and refusal errors into one-line diagnostics and exit codes."""
+    from dpipe_tui.runs.registry import RecordError
+    from dpipe_tui.services.runs import ServiceError
+    from dpipe_tui.services.settings import SettingsError
+
+    try:
+        return call()
+    except LookupError as exc:
+        _lookup_error(exc)
+    except (ServiceError, RecordError, SettingsError) as exc:
+        common.fail(str(exc))
 
 
 def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
@@ -151,8 +173,7 @@ def run(
 
     Exit codes: 0 completed (or detached/queued with --detach), 1 failed or refused, 2 usage, 130 Ctrl-C.
     """
-    from dpipe_tui.services.runs import LaunchRequest, ServiceError, launch
-    from dpipe_tui.services.settings import SettingsError
+    from dpipe_tui.services.runs import LaunchRequest, launch
 
     root = _home(home)
     request = LaunchRequest(
@@ -163,10 +184,7 @@ def run(
         auto_resume=auto_resume,
         extra_args=("--trust_cache",) if trust_cache else (),
     )
-    try:
-        result = launch(root, request)
-    except (ServiceError, SettingsError) as exc:
-        common.fail(str(exc))
+    result = _service(lambda: launch(root, request))
     for finding in result.findings:
         print(finding.format(), file=sys.stderr)
     for warning in result.warnings:
@@ -340,15 +358,10 @@ def ls(
 
 def status(run_ref: RunArg, as_json: common.JsonOption = False, home: common.HomeOption = None) -> None:
     """Show one run, as the OS confirms it."""
-    from dpipe_tui.runs.registry import RecordError
     from dpipe_tui.services import runs
 
-    try:
-        s = runs.status(_home(home), run_ref)
-    except LookupError as exc:
-        _lookup_error(exc)
-    except RecordError as exc:
-        common.fail(str(exc))
+    root = _home(home)
+    s = _service(lambda: runs.status(root, run_ref))
     if as_json:
         print(json.dumps(s.to_json_dict(), indent=2))
     else:
@@ -369,11 +382,8 @@ def logs(
     from dpipe_tui.supervisor.follow import LineTail
 
     root = _home(home)
-    try:
-        run_id = runs.resolve(root, run_ref)
-        tail, offset = runs.read_log(root, run_id, lines)
-    except LookupError as exc:
-        _lookup_error(exc)
+    run_id = _service(lambda: runs.resolve(root, run_ref))
+    tail, offset = runs.read_log(root, run_id, lines)
     for line in tail:
         print(line)
     if not follow:
@@ -404,18 +414,8 @@ def stop(
     """Stop a run: checkpoint and quit (save_quit), then SIGINT/SIGTERM/SIGKILL to its group."""
     from dpipe_tui.services import runs
 
-    try:
-        result = runs.stop_run(
-            _home(home),
-            run_ref,
-            now=now,
-            timeout=timeout,
-            on_progress=lambda m: print(f"dpipe-tui: {m}", file=sys.stderr),
-        )
-    except LookupError as exc:
-        _lookup_error(exc)
-    except runs.ServiceError as exc:
-        common.fail(str(exc))
+    root = _home(home)
+    result = _service(lambda: runs.stop_run(root, run_ref, now=now, timeout=timeout, on_progress=_say))
     print(f"run {result.record.id}: {result.record.state.value} ({result.message})")
     if result.leftovers:
         raise typer.Exit(int(common.ExitCode.FAILED))
@@ -425,12 +425,8 @@ def save(run_ref: RunArg, home: common.HomeOption = None) -> None:
     """Ask the engine for a checkpoint at the end of the current step (the save file)."""
     from dpipe_tui.services import runs
 
-    try:
-        path = runs.save_run(_home(home), run_ref)
-    except LookupError as exc:
-        _lookup_error(exc)
-    except runs.ServiceError as exc:
-        common.fail(str(exc))
+    root = _home(home)
+    path = _service(lambda: runs.save_run(root, run_ref))
     print(f"requested a checkpoint: {path}")
 
 
@@ -450,12 +446,9 @@ def resume(
     from dpipe_tui.services import runs
 
     root = _home(home)
-    try:
-        result = runs.resume_run(root, run_ref, from_tag=from_tag, force=force, auto_resume=auto_resume)
-    except LookupError as exc:
-        _lookup_error(exc)
-    except runs.ServiceError as exc:
-        common.fail(str(exc))
+    result = _service(
+        lambda: runs.resume_run(root, run_ref, from_tag=from_tag, force=force, auto_resume=auto_resume)
+    )
     for warning in result.warnings:
         print(f"dpipe-tui: warning: {warning}", file=sys.stderr)
     r = result.record
@@ -472,12 +465,8 @@ def rm(run_ref: RunArg, home: common.HomeOption = None) -> None:
     """Delete a run's registry folder (not the engine's output); refuses on a live or queued run."""
     from dpipe_tui.services import runs
 
-    try:
-        run_id = runs.remove_run(_home(home), run_ref)
-    except LookupError as exc:
-        _lookup_error(exc)
-    except runs.ServiceError as exc:
-        common.fail(str(exc))
+    root = _home(home)
+    run_id = _service(lambda: runs.remove_run(root, run_ref))
     print(f"removed {run_id}")
 
 

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any
 from dpipe_tui import paths
 from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, set_latest
 from dpipe_tui.runs.model import RunRecord, RunState
-from dpipe_tui.runs.registry import AmbiguousRun, Registry, RegistryProblem, RunNotFound
+from dpipe_tui.runs.registry import (
+    MONITOR_PID,
+    AmbiguousRun,
+    RecordError,
+    Registry,
+    RegistryProblem,
+    RunNotFound,
+)
 from dpipe_tui.services.settings import Settings, load_settings
 from dpipe_tui.supervisor import control, profile_diff, queue
 from dpipe_tui.supervisor.autoresume import next_attempt
@@ -432,11 +439,30 @@ def remove_run(home: Path, ref: str) -> str:
     """Delete a run's registry folder (never the engine's output). Refuses on a live or queued run."""
     registry = Registry(home)
     run_id = registry.resolve(ref)
-    record = reconcile(registry, registry.load(run_id))
+    try:
+        record = reconcile(registry, registry.load(run_id))
+    except (RecordError, RunNotFound):  # an unreadable record: removable unless its monitor still runs
+        if _monitor_running(registry, run_id):
+            raise ServiceError(
+                f"run {run_id} has an unreadable run.json but its monitor is running"
+            ) from None
+        registry.delete(run_id)
+        return run_id
     if record.state.is_live or record.state is RunState.QUEUED:
         raise ServiceError(f"run {run_id} is {record.state.value}; stop it first (dpipe-tui stop {run_id})")
     registry.delete(run_id)
     return run_id
+
+
+def _monitor_running(registry: Registry, run_id: str) -> bool:
+    import psutil
+
+    try:
+        pid = int((registry.run_dir(run_id) / MONITOR_PID).read_text().strip())
+        cmdline = psutil.Process(pid).cmdline()
+    except (OSError, ValueError, psutil.Error):
+        return False
+    return "dpipe_tui.supervisor.monitor" in cmdline and str(registry.run_dir(run_id)) in cmdline
 
 
 def settings(home: Path) -> Settings:
