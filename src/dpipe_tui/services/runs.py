@@ -12,11 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +21,6 @@ from dpipe_tui import paths
 from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, set_latest
 from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import (
-    MONITOR_PID,
     AmbiguousRun,
     RecordError,
     Registry,
@@ -33,12 +28,13 @@ from dpipe_tui.runs.registry import (
     RunNotFound,
 )
 from dpipe_tui.services.settings import Settings, load_settings
-from dpipe_tui.supervisor import control, profile_diff, queue
+from dpipe_tui.supervisor import control, preflight, queue
 from dpipe_tui.supervisor.autoresume import next_attempt
 from dpipe_tui.supervisor.follow import RunFollower, last_lines
 from dpipe_tui.supervisor.launch import BUILTIN, DIFFUSION_PIPE, ENGINES, resolve_deepspeed
 from dpipe_tui.supervisor.reconcile import liveness, reconcile
-from dpipe_tui.supervisor.submit import SubmitSpec, freeze, submit
+from dpipe_tui.supervisor.refreeze import ResumeRefused, monitor_running, refreeze_for_resume
+from dpipe_tui.supervisor.submit import SubmitSpec, output_dir_of, submit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,49 +123,6 @@ class RunListing:
 
 
 # -- launch ---------------------------------------------------------------------------------------
-def _profile_table(profile: Path) -> dict[str, Any]:
-    try:
-        data = tomllib.loads(profile.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ServiceError(f"{profile}: cannot read the profile: {exc}") from exc
-    table = data.get("dpipe_tui", {})
-    return table if isinstance(table, dict) else {}
-
-
-def _prepare_demo(profile: Path) -> str | None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "dpipe_tui.engine.demo", "--profile", str(profile)],
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return f"preparing the demo failed (exit {proc.returncode}): {' | '.join(tail)}"
-    return None
-
-
-def _gpus_available() -> tuple[bool, tuple[int, ...], str | None]:
-    """(has NVIDIA GPUs, their indices, reason when none)."""
-    try:
-        from dpipe_tui.gpu.probe import default_probe
-
-        report = default_probe().sample()
-    except Exception as exc:  # no probe is no GPU, never a crash
-        return False, (), str(exc)
-    if not report.available or not report.gpus:
-        return False, (), report.reason or "no NVIDIA GPU found"
-    return True, tuple(g.index for g in report.gpus), None
-
-
-def _free_gib(path: Path) -> float:
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free / 2**30
-
-
 def launch(
     home: Path, request: LaunchRequest, *, spawn: queue.SpawnMonitor = queue.spawn_monitor
 ) -> LaunchResult:
@@ -183,7 +136,10 @@ def launch(
     profile = request.profile.expanduser().resolve()
     if not profile.is_file():
         return LaunchResult(None, error=f"{profile}: no such profile")
-    table = _profile_table(profile)
+    try:
+        table = preflight.profile_table(profile)
+    except preflight.PreflightError as exc:
+        return LaunchResult(None, error=str(exc))
     engine = request.engine or table.get("engine") or settings.default_engine or BUILTIN
     if engine not in ENGINES:
         return LaunchResult(None, error=f"unknown engine {engine!r} (choose {' or '.join(ENGINES)})")
@@ -201,10 +157,10 @@ def launch(
         base_dir, cwd, launcher = checkout, checkout, resolve_deepspeed(checkout, settings.deepspeed)
     else:
         base_dir, cwd, launcher = profile.parent, profile.parent, sys.executable
-    if table.get("prepare") == "demo" and (err := _prepare_demo(profile)):
+    if table.get("prepare") == "demo" and (err := preflight.prepare_demo(profile)):
         return LaunchResult(None, error=err)
     gpus = request.gpus or tuple(int(g) for g in table.get("gpus", ()) or (0,))
-    has_gpu, indices, reason = _gpus_available()
+    has_gpu, indices, reason = preflight.gpus_available()
     cpu = not has_gpu
     if has_gpu and (missing := [g for g in gpus if g not in indices]):
         return LaunchResult(None, error=f"GPU {missing} not found (this machine has {list(indices)})")
@@ -238,9 +194,9 @@ def launch(
             f"GPU(s) {sorted(set(gpus) & set(busy))} in use by {', '.join(clash)}; add --queue to wait"
         )
         return result
-    out = _output_dir(profile, base_dir)
+    out = output_dir_of(profile, base_dir)
     if out is not None:
-        free = _free_gib(out)
+        free = preflight.free_gib(out)
         if free < settings.min_free_gib:
             result.error = (
                 f"only {free:.1f} GiB free where output_dir lives ({out}); need {settings.min_free_gib} "
@@ -259,27 +215,10 @@ def launch(
         cpu=cpu,
         extra_args=request.extra_args,
         auto_resume=request.auto_resume,
-        total_steps=_total_steps(profile, base_dir, len(gpus)),
+        total_steps=preflight.total_steps(profile, base_dir, len(gpus)),
     )
     result.record = submit(registry, spec, spawn=spawn)
     return result
-
-
-def _output_dir(profile: Path, base_dir: Path) -> Path | None:
-    from dpipe_tui.supervisor.submit import output_dir_of
-
-    return output_dir_of(profile, base_dir)
-
-
-def _total_steps(profile: Path, base_dir: Path, world_size: int) -> int | None:
-    try:
-        from dpipe_tui.datasets.plan import plan_for_profile
-
-        total = plan_for_profile(profile, base_dir=base_dir, world_size=world_size).total_steps
-    except Exception as exc:  # progress without a total is still progress
-        log.info("no step plan for %s: %s", profile, exc)
-        return None
-    return int(total) if total else None
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -394,7 +333,10 @@ def resume_run(
         point = set_latest(folder, from_tag) if from_tag else check_resumable(folder)
     except NoCheckpoint as exc:
         raise ServiceError(f"cannot resume {run_id}: {exc}") from exc
-    warnings = _refreeze(registry, record, force)
+    try:
+        warnings = refreeze_for_resume(registry, record, force=force)
+    except ResumeRefused as exc:
+        raise ServiceError(str(exc)) from exc
     registry.update(run_id, lambda cur: _requeue(cur, point.tag, str(folder), auto_resume))
     queue.dispatch(registry, spawn=spawn)
     return ResumeResult(registry.load(run_id), point.tag, warnings)
@@ -407,34 +349,6 @@ def _requeue(current: RunRecord, tag: str, folder: str, auto_resume: int | None)
     return new
 
 
-def _refreeze(registry: Registry, record: RunRecord, force: bool) -> list[str]:
-    profile, run_dir = Path(record.profile_path), registry.run_dir(record.id)
-    if not profile.is_file() or record.config_path is None or record.base_dir is None:
-        return [f"{profile} is gone; resuming with the frozen copy"] if not profile.is_file() else []
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".refreeze-") as tmp:
-        try:
-            fresh = freeze(profile, Path(tmp), Path(record.base_dir))
-        except Exception as exc:  # ProfileError and I/O errors alike: refuse with the reason
-            raise ServiceError(f"cannot use the current profile {profile}: {exc}") from exc
-        changes = profile_diff.compare(Path(record.config_path), fresh)
-        fatal = [c for c in changes if c.breaks_loading]
-        if fatal and not force:
-            raise ServiceError("; ".join(c.message for c in fatal) + " (use --force to resume anyway)")
-        differs = bool(changes) or _differs(Path(record.config_path), fresh)
-    if differs:  # freeze again in place: the copy's `dataset` key must name the run folder's dataset.toml
-        freeze(profile, run_dir, Path(record.base_dir))
-    return [c.message for c in changes]
-
-
-def _differs(a: Path, b: Path) -> bool:
-    try:
-        old = a.read_text(encoding="utf-8").replace(str(a.parent), "")
-        new = b.read_text(encoding="utf-8").replace(str(b.parent), "")
-    except OSError:
-        return True
-    return old != new
-
-
 def remove_run(home: Path, ref: str) -> str:
     """Delete a run's registry folder (never the engine's output). Refuses on a live or queued run."""
     registry = Registry(home)
@@ -442,7 +356,7 @@ def remove_run(home: Path, ref: str) -> str:
     try:
         record = reconcile(registry, registry.load(run_id))
     except (RecordError, RunNotFound):  # an unreadable record: removable unless its monitor still runs
-        if _monitor_running(registry, run_id):
+        if monitor_running(registry, run_id):
             raise ServiceError(
                 f"run {run_id} has an unreadable run.json but its monitor is running"
             ) from None
@@ -452,17 +366,6 @@ def remove_run(home: Path, ref: str) -> str:
         raise ServiceError(f"run {run_id} is {record.state.value}; stop it first (dpipe-tui stop {run_id})")
     registry.delete(run_id)
     return run_id
-
-
-def _monitor_running(registry: Registry, run_id: str) -> bool:
-    import psutil
-
-    try:
-        pid = int((registry.run_dir(run_id) / MONITOR_PID).read_text().strip())
-        cmdline = psutil.Process(pid).cmdline()
-    except (OSError, ValueError, psutil.Error):
-        return False
-    return "dpipe_tui.supervisor.monitor" in cmdline and str(registry.run_dir(run_id)) in cmdline
 
 
 def settings(home: Path) -> Settings:
