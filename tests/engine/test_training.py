@@ -18,6 +18,7 @@ from tests.engine.conftest import (
     Assets,
     engine_env,
     launch,
+    launch_argv,
     make_profile,
     read_scalars,
     run_dirs,
@@ -178,3 +179,29 @@ def test_bad_config_fails_before_loading(tmp_path: Path, assets: Assets) -> None
     assert re.match(rf"{re.escape(str(profile))}:\d+:\d+: error: optimizer\.type: .*not available", line)
     assert "available: adamw" in line
     assert not re.search(r"\|\s+torch$", result.stderr, re.M)  # nothing heavy was even imported
+
+
+def test_wandb_offline_logs_without_leaking_the_key(tmp_path: Path, assets: Assets) -> None:
+    secret = "wandb-key-0123456789abcdef-must-not-leak"
+    profile = make_profile(
+        tmp_path,
+        assets,
+        epochs=1,
+        monitoring={
+            "enable_wandb": True,
+            "wandb_api_key": "",
+            "wandb_tracker_name": "dpipe-test",
+            "wandb_run_name": "tiny",
+        },
+    )
+    env = engine_env() | {"WANDB_MODE": "offline", "WANDB_API_KEY": secret, "WANDB_DIR": str(tmp_path)}
+    result = subprocess.run(
+        launch_argv(profile), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = run_dirs(tmp_path)
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+    assert secret not in result.stdout + result.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

@@ -49,8 +49,7 @@ class Monitor:
         if mon.get("enable_wandb", False):
             import wandb
 
-            if key := os.environ.get("WANDB_API_KEY"):
-                wandb.login(key=key, verify=False)
+            # wandb reads WANDB_API_KEY itself; wandb.login() would copy it into ~/.netrc.
             public = {k: v for k, v in config.items() if not k.startswith("_")}
             public["monitoring"] = {k: v for k, v in mon.items() if k != "wandb_api_key"}
             wandb.init(
