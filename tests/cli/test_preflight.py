@@ -1,0 +1,83 @@
+"""Launch pre-flight through the service: engine choice, CPU slots, busy GPUs, disk, secrets."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from dpipe_tui.runs.registry import Registry
+from dpipe_tui.services import runs
+from dpipe_tui.supervisor import procs
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+
+def _fake_spawn(registry: Registry, run_id: str) -> tuple[int, float | None]:
+    return os.getpid(), procs.start_time(os.getpid())  # "monitor" = this live process: the run stays starting
+
+
+@pytest.fixture
+def env(checkout: Path, cli_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DIFFUSION_PIPE_PATH", str(checkout))
+    monkeypatch.setenv("DPIPE_TUI_HOME", str(cli_home))
+    return cli_home
+
+
+def _launch(home: Path, profile: Path, **kw: object) -> runs.LaunchResult:
+    return runs.launch(home, runs.LaunchRequest(profile=profile, **kw), spawn=_fake_spawn)  # type: ignore[arg-type]
+
+
+def test_engine_precedence_flag_profile_settings(env: Path, dp_profile: Callable[..., Path]) -> None:
+    profile = dp_profile()
+    assert (r := _launch(env, profile).record) is not None
+    assert r.engine == "builtin"  # the default
+    (env / "settings.toml").write_text('default_engine = "diffusion-pipe"\n')
+    assert (r := _launch(env, profile, queue=True).record) is not None
+    assert r.engine == "diffusion-pipe"
+    profile.write_text(profile.read_text() + "\n[dpipe_tui]\nengine = 'builtin'\n")
+    assert (r := _launch(env, profile, queue=True).record) is not None
+    assert r.engine == "builtin"
+    assert (r := _launch(env, profile, engine="diffusion-pipe", queue=True).record) is not None
+    assert r.engine == "diffusion-pipe"
+
+
+def test_cpu_slots_busy_gpus_and_disk(env: Path, dp_profile: Callable[..., Path]) -> None:
+    profile = dp_profile()
+    too_many = _launch(env, profile, gpus=(os.cpu_count() or 1,))
+    assert too_many.record is None
+    assert "CPU slots" in (too_many.error or "")
+    first = _launch(env, profile, engine="diffusion-pipe")
+    assert first.record is not None
+    assert first.record.cpu
+    busy = _launch(env, profile, engine="diffusion-pipe")
+    assert busy.record is None
+    assert "--queue" in (busy.error or "")
+    queued = _launch(env, profile, engine="diffusion-pipe", queue=True)
+    assert queued.record is not None
+    assert queued.record.state.value == "queued"
+    (env / "settings.toml").write_text("min_free_gib = 1000000\n")
+    full = _launch(env, profile, engine="diffusion-pipe", queue=True)
+    assert full.record is None
+    assert "GiB free" in (full.error or "")
+
+
+def test_no_secret_reaches_the_registry(
+    env: Path, dp_profile: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    profile = dp_profile()
+    profile.write_text(
+        profile.read_text().replace(
+            "[scripted]", f"[monitoring]\nenable_wandb = false\nwandb_api_key = '{secret}'\n\n[scripted]"
+        )
+    )
+    result = _launch(env, profile, engine="diffusion-pipe")
+    assert result.record is not None, result.error
+    run_dir = Registry(env).run_dir(result.record.id)
+    for path in run_dir.iterdir():
+        assert secret not in path.read_text(errors="replace"), path.name
