@@ -22,7 +22,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from dpipe_tui.runs import redact
 from dpipe_tui.runs.model import RunRecord, RunState, transition
@@ -161,7 +161,7 @@ class Monitor:
         self,
         proc: subprocess.Popen[bytes],
         console: ConsoleWriter,
-        metrics_fh: object,
+        metrics_fh: BinaryIO,
         summary: RunSummary,
         output_dir: Path | None,
         before: set[str],
@@ -174,7 +174,6 @@ class Monitor:
         last_record = 0.0
         exited_at: float | None = None
         eof = False
-        write = metrics_fh.write  # type: ignore[attr-defined]
         while not eof:
             ready, _, _ = select.select([fd], [], [], 0.25)
             new: list[Event] = []
@@ -194,8 +193,8 @@ class Monitor:
                 console.flush()
                 new += parser.flush()
             if new:
-                write("".join(e.to_json() + "\n" for e in new).encode("utf-8"))
-                metrics_fh.flush()  # type: ignore[attr-defined]
+                metrics_fh.write("".join(e.to_json() + "\n" for e in new).encode("utf-8"))
+                metrics_fh.flush()
                 kept.extend(new)
                 summary.absorb(new)
             if summary.run_folder is None and output_dir is not None and now - summary.folder_checked >= 1.0:

@@ -15,7 +15,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dpipe_tui.telemetry.events import Event, EventKind
 
@@ -60,7 +60,7 @@ class RunSummary:
 
     def apply(self, record: RunRecord) -> RunRecord:
         """Return ``record`` with this summary's known values."""
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         for attr, field in (
             ("phase", "phase"),
             ("step", "last_step"),
@@ -72,7 +72,7 @@ class RunSummary:
             value = getattr(self, attr)
             if value is not None and getattr(record, field) != value:
                 changes[field] = value
-        return dataclasses.replace(record, **changes) if changes else record  # type: ignore[arg-type]
+        return dataclasses.replace(record, **changes) if changes else record
 
 
 def snapshot_entries(output_dir: Path | None) -> set[str]:

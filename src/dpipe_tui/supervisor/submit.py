@@ -15,7 +15,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dpipe_tui.runs.model import RunRecord, new_run_id
 from dpipe_tui.supervisor.queue import SpawnMonitor, dispatch, spawn_monitor
@@ -130,7 +130,7 @@ def submit(
     return registry.load(run_id)
 
 
-def _with(record: RunRecord, **changes: object) -> RunRecord:
+def _with(record: RunRecord, **changes: Any) -> RunRecord:
     import dataclasses
 
-    return dataclasses.replace(record, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(record, **changes)
