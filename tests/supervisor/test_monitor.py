@@ -66,3 +66,15 @@ def test_nonzero_exit_is_failed_with_class(
     assert final.exit_code == 3
     assert final.failure_class
     assert final.failure_message
+
+
+def test_orphans_left_by_the_engine_are_ended(
+    home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> None:
+    from dpipe_tui.supervisor import procs
+
+    record = submit_scripted(scripted_profile(steps=3, step_time=0.02, child=True))
+    wait_for(lambda: state_of(home, record.id) == "completed")
+    final = Registry(home).load(record.id)
+    assert procs.group_members(final.pgid) == []
+    assert "ending 1 leftover process(es)" in Registry(home).console_log(record.id).read_text()

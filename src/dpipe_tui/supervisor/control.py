@@ -117,11 +117,16 @@ def stop(
     if not now and folder is not None and folder.is_dir() and procs.is_alive(record.pid, record.pid_started):
         quit_file = create_signal_file(folder, "save_quit")
         say(f"asked {record.id} to checkpoint and quit (save_quit); waiting up to {graceful_timeout:.0f}s")
+        # The leader (the DeepSpeed runner) exits after the ranks; stragglers get the signals below.
         graceful = procs.wait_until(
-            lambda: not procs.group_members(record.pgid), graceful_timeout, interval=0.2
+            lambda: not procs.is_alive(record.pid, record.pid_started), graceful_timeout, interval=0.2
         )
+    elif not now:
+        say(f"{record.id} has no run folder yet (still {record.phase or 'starting'}): stopping with signals")
     sent: list[str] = []
-    if not graceful:
+    if graceful:  # give the group a moment to empty; only stragglers get signals
+        procs.wait_until(lambda: not procs.group_members(record.pgid), 5.0)
+    if procs.group_members(record.pgid):
         for sig, timeout in signal_steps:
             if not procs.group_members(record.pgid):
                 break
