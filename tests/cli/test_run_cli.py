@@ -194,3 +194,24 @@ def test_unreadable_run_is_listed_as_a_problem_and_removable(
     assert "not valid JSON" in status.stderr
     assert cli(cli_home, checkout, "rm", run_id).returncode == 0
     assert Registry(cli_home).ids() == []
+
+
+def test_logs_follow_prints_until_the_run_ends(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]
+) -> None:
+    proc = cli(
+        cli_home,
+        checkout,
+        "run",
+        str(dp_profile(steps=30, step_time=0.05)),
+        "--engine",
+        "diffusion-pipe",
+        "--detach",
+    )
+    run_id = proc.stdout.strip()
+    follow = cli(cli_home, checkout, "logs", run_id, "-f", "-n", "0")
+    assert follow.returncode == 0
+    lines = follow.stdout.splitlines()
+    assert "TRAINING COMPLETE!" in lines
+    steps = [int(line.split()[1]) for line in lines if line.startswith("steps: ")]
+    assert steps == list(range(steps[0], 31))  # no line lost or repeated between tail and follow

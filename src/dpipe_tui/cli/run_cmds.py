@@ -379,7 +379,6 @@ def logs(
     """Print the run's console output (stdout+stderr of every attempt)."""
     from dpipe_tui.runs.registry import Registry
     from dpipe_tui.services import runs
-    from dpipe_tui.supervisor.follow import LineTail
 
     root = _home(home)
     run_id = _service(lambda: runs.resolve(root, run_ref))
@@ -388,14 +387,14 @@ def logs(
         print(line)
     if not follow:
         return
-    registry = Registry(root)
-    reader = LineTail(registry.console_log(run_id), offset)
+    follower = runs.RunFollower(Registry(root), run_id, from_start=False, console=True, console_offset=offset)
     try:
         while True:
-            for line in reader.read():
+            update = follower.poll()
+            for line in update.lines:
                 print(line, flush=True)
-            if runs.status(root, run_id).record.state.is_terminal:
-                for line in reader.read():
+            if update.record.state.is_terminal:
+                for line in follower.poll().lines:
                     print(line)
                 return
             time.sleep(0.3)

@@ -89,10 +89,12 @@ class RunFollower:
         *,
         from_start: bool = True,
         console: bool = False,
+        console_offset: int | None = None,
         reconcile_every: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Follow ``run_id``; ``from_start`` replays existing events; ``console`` also tails console.log."""
+        """Follow ``run_id``; ``from_start`` replays existing events; ``console`` also tails console.log
+        (from ``console_offset`` when given, e.g. after showing its last lines)."""
         self.registry = registry
         self.run_id = run_id
         self._metrics = LineTail(registry.metrics(run_id))
@@ -101,6 +103,8 @@ class RunFollower:
             self._metrics.offset = _size(registry.metrics(run_id))
             if self._console is not None:
                 self._console.offset = _size(registry.console_log(run_id))
+        if self._console is not None and console_offset is not None:
+            self._console.offset = console_offset
         self._reconcile_every = reconcile_every
         self._clock = clock
         self._last_reconcile = -1e18
