@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from dpipe_tui import paths
 from dpipe_tui.runs import redact
@@ -26,9 +25,6 @@ from dpipe_tui.runs.registry import MONITOR_LOG, Registry, file_lock
 from dpipe_tui.supervisor import ports, procs
 from dpipe_tui.supervisor.launch import build_command
 from dpipe_tui.supervisor.reconcile import reconcile
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +191,3 @@ def queue_position(records: list[RunRecord], run_id: str) -> int | None:
         and (r.queued_at, r.id) < (target.queued_at, target.id)
     ]
     return len(ahead) + 1
-
-
-def home_of(run_dir: Path) -> Path:
-    """The dpipe-tui home a run folder belongs to (``<home>/runs/<id>``)."""
-    return run_dir.resolve().parent.parent
