@@ -127,7 +127,9 @@ def _read_transformer_file(path: str) -> tuple[dict[str, torch.Tensor], dict[str
     return sd, config
 
 
-def load_transformer(model_cfg: dict[str, Any], *, random_init: bool, seed: int, device: torch.device) -> Any:
+def load_transformer(
+    model_cfg: dict[str, Any], *, random_init: bool, seed: int, device: torch.device, dtype: torch.dtype
+) -> Any:
     """Build the ChromaTransformer2DModel from ``transformer_path`` or with random weights.
 
     Random init (``[dpipe_tui] random_init = true``) reads the architecture from
@@ -142,8 +144,13 @@ def load_transformer(model_cfg: dict[str, Any], *, random_init: bool, seed: int,
         config = {k: v for k, v in config.items() if not k.startswith("_")}
         print(f"Random-initialising the Chroma transformer (seed {seed}, {config or 'Chroma defaults'})")
         torch.manual_seed(seed)
-        with torch.device(device):
-            return ChromaTransformer2DModel(**config)
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)  # build in the compute dtype: half the peak memory of fp32
+        try:
+            with torch.device(device):
+                return ChromaTransformer2DModel(**config)
+        finally:
+            torch.set_default_dtype(previous)
     sd, config = _read_transformer_file(model_cfg["transformer_path"])
     config = config or infer_config(sd)
     with torch.device("meta"):

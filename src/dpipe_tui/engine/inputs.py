@@ -140,20 +140,23 @@ class Source:
 
     latents: dict[tuple[Bucket, str], torch.Tensor] = field(default_factory=dict)
     text: dict[str, torch.Tensor] = field(default_factory=dict)
-    text_len: int = 1
 
     def add_scan(self, scan: DirectoryScan) -> None:
         for bucket in scan.samples_by_bucket:
             for key, lat in cache.load_items(cache.latents_dir(scan.path, bucket)).items():
                 self.latents[(bucket, key)] = lat
         self.text.update(cache.load_items(cache.text_dir(scan.path)))
-        self.text_len = max([self.text_len, *(t.shape[0] for t in self.text.values())])
 
     def collate(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(latents, text padded to the common length, attended text lengths)."""
+        """(latents, text padded to the micro-batch's longest caption, attended text lengths).
+
+        Masked text positions change nothing for the other tokens, so padding only to the
+        longest caption (not to 512 tokens) gives the same result, and no mask at all (fast
+        attention kernels) when the captions are equally long.
+        """
         lat = torch.stack([self.latents[(s.bucket, s.image)] for s in samples])
         embeds = [self.text[_caption_key(s.caption)] for s in samples]
-        text = torch.zeros(len(samples), self.text_len, embeds[0].shape[1])
+        text = torch.zeros(len(samples), max(e.shape[0] for e in embeds), embeds[0].shape[1])
         for i, e in enumerate(embeds):
             text[i, : e.shape[0]] = e
         return lat, text, torch.tensor([e.shape[0] for e in embeds])

@@ -36,8 +36,9 @@ class KeyMaskAttnProcessor:
 
     def __call__(self, attn: Any, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         mask = kwargs.get("attention_mask")
-        if mask is not None:
-            kwargs["attention_mask"] = mask.bool().any(dim=2, keepdim=True)
+        if mask is None:
+            return self.inner(attn, hidden_states, *args, **kwargs)
+        kwargs["attention_mask"] = mask.bool().any(dim=2, keepdim=True)
         return self.inner(attn, hidden_states, *args, **kwargs)
 
 

@@ -54,6 +54,9 @@ def init_distributed(master_port: int) -> tuple[bool, torch.device]:
     if on_cpu:
         return True, torch.device("cpu")
     get_accelerator().set_device(local_rank)
+    # cuDNN's SDPA backward faulted on an H100 (torch 2.11/cu130: "mha_graph.execute", then an illegal
+    # memory access) for Chroma's shapes; flash / memory-efficient attention are used instead.
+    torch.backends.cuda.enable_cudnn_sdp(False)
     return False, torch.device(get_accelerator().device_name(local_rank))
 
 
@@ -126,7 +129,11 @@ def build_transformer(
     """Load the transformer, set storage dtypes, add the LoRA. Returns (model, peft_config or None)."""
     extra = config.get("dpipe_tui") or {}
     model = chroma.load_transformer(
-        config["model"], random_init=bool(extra.get("random_init", False)), seed=seed, device=device
+        config["model"],
+        random_init=bool(extra.get("random_init", False)),
+        seed=seed,
+        device=device,
+        dtype=p.dtype,
     )
     if model.dtype != p.dtype:
         model.to(p.dtype)
