@@ -197,3 +197,20 @@ def test_relative_paths_resolve_against_the_profile_folder(tmp_path: Path, asset
     config = load_config(profile)
     assert config["dataset"] == str(tmp_path / "dataset.toml")
     assert config["output_dir"] == str(tmp_path / "output")
+
+
+@pytest.mark.parametrize(("mbs", "gas", "world"), [(4, 1, 1), (2, 2, 1), (4, 1, 2), (3, 1, 1)])
+def test_epoch_length_matches_the_supervisors_plan(
+    tmp_path: Path, assets: Assets, mbs: int, gas: int, world: int
+) -> None:
+    from dpipe_tui.datasets import plan_for_profile
+    from tests.engine.conftest import make_profile
+
+    profile = make_profile(tmp_path, assets, micro_batch_size_per_gpu=mbs, gradient_accumulation_steps=gas)
+    config = load_config(profile)
+    from dpipe_tui.engine.setup import scan_datasets
+
+    ours = data.plan_epoch(scan_datasets(config, False).train, mbs, gas, world)
+    theirs = plan_for_profile(profile, base_dir=tmp_path, world_size=world)
+    assert len(ours) == theirs.steps_per_epoch
+    assert theirs.global_batch_size == mbs * gas * world

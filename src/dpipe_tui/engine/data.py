@@ -13,8 +13,10 @@ supervisor's progress/ETA depends on them being the same in both engines. The ru
   with seed 0 and rounded down to a multiple of the global batch size; batches of all buckets are
   interleaved by a seed-0 shuffle. The order is the same every epoch, as in diffusion-pipe.
 
-The file-list shuffle is deterministic but not bit-identical to diffusion-pipe's (which goes
-through HF datasets); step counts and bucket contents are identical.
+The arithmetic (3-decimal dedup, numpy's geomspace and rounding, nearest AR in log space, sizes)
+comes from ``dpipe_tui.datasets.buckets``, the same code the supervisor plans steps/ETA with. The
+file-list shuffle is deterministic but not bit-identical to diffusion-pipe's (which goes through
+HF datasets); step counts and bucket contents are identical.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dpipe_tui.datasets import buckets as rules
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +64,10 @@ def seed_from_hash(item: object) -> int:
     return int(hashlib.md5(str(item).encode()).hexdigest(), 16) % int(1e9)
 
 
-def dedup_and_sort(values: list[float]) -> list[float]:
-    """Round to 3 decimals, deduplicate, sort."""
-    return sorted({round(float(v), 3) for v in values})
-
-
 def resolutions_of(values: list[Any]) -> list[float]:
     """Resolution entries as side lengths (``[w, h]`` pairs become sqrt(w·h))."""
-    return dedup_and_sort([math.sqrt(v[0] * v[1]) if isinstance(v, list | tuple) else v for v in values])
+    sides = [math.sqrt(v[0] * v[1]) if isinstance(v, list | tuple) else float(v) for v in values]
+    return rules.dedup_and_sort(sides)
 
 
 def ar_buckets_of(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> list[float]:
@@ -79,23 +79,14 @@ def ar_buckets_of(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> list[float
     if not get("enable_ar_bucket", False):
         return [1.0]
     if ars := get("ar_buckets"):
-        return dedup_and_sort([a[0] / a[1] if isinstance(a, list | tuple) else a for a in ars])
+        return rules.dedup_and_sort([a[0] / a[1] if isinstance(a, list | tuple) else a for a in ars])
     lo, hi, n = float(get("min_ar")), float(get("max_ar")), int(get("num_ar_buckets"))
-    if n == 1:
-        return dedup_and_sort([lo])
-    return dedup_and_sort([lo * (hi / lo) ** (i / (n - 1)) for i in range(n)])
-
-
-def round_to_multiple(x: float, multiple: int = ROUND_TO) -> int:
-    """diffusion-pipe's round_to_nearest_multiple."""
-    return int(round(x / multiple) * multiple)
+    return rules.dedup_and_sort(rules.geomspace(lo, hi, n), numpy_values=True)
 
 
 def size_bucket(ar: float, resolution: float) -> Bucket:
     """The (ar, w, h, frames) bucket of an AR at a resolution."""
-    area = resolution**2
-    w = math.sqrt(area * ar)
-    return (ar, round_to_multiple(w), round_to_multiple(area / w), 1)
+    return (ar, *rules.size_for(resolution, ar, ROUND_TO), 1)
 
 
 def _captions(text: str, count: int, delimiter: str, prefix: str, seed: int) -> list[str]:
@@ -160,8 +151,7 @@ def scan_directory(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> Directory
         if size is None:
             continue
         scan.images.append((str(file), *size))
-        log_ar = math.log(size[0] / size[1])
-        ar = min(ars, key=lambda a: abs(log_ar - math.log(a)))
+        ar = ars[rules.nearest_index(math.log(size[0] / size[1]), [math.log(a) for a in ars])]
         captions = _captions(text, shuffle_num, delimiter, prefix, seed_from_hash(file))
         for res in resolutions:
             bucket = size_bucket(ar, res)
