@@ -34,6 +34,7 @@ SETTINGS: dict[str, Any] = {
     "warmup_steps": 3,
     "lr_scheduler": "linear",
     "save_every_n_epochs": 100,
+    "save_every_n_steps": 5,
 }
 
 
@@ -74,6 +75,7 @@ def test_save_quit_and_resume_repeat_the_uninterrupted_run(tmp_path: Path, asset
     (run_a,) = run_dirs(whole.parent)
     expected = dict(read_scalars(run_a)["train/loss"])
     assert sorted(expected) == list(range(1, 15))
+    assert sorted(p.name for p in run_a.glob("step*")) == ["step10", "step14", "step5"]  # every 5 + the final
 
     stopped = make_profile(tmp_path / "b", assets, **SETTINGS)
     rc, out = _run_with_signals(stopped)
@@ -86,7 +88,9 @@ def test_save_quit_and_resume_repeat_the_uninterrupted_run(tmp_path: Path, asset
     assert (run_b / "latest").read_text() == f"global_step{tags[-1]}"
     assert not (run_b / "save").exists()
     assert not (run_b / "save_quit").exists()
-    assert not list(run_b.glob("step*")) + list(run_b.glob("epoch*"))  # signals never save a model
+    # signals never save a model: only the every-5-steps saves can exist
+    assert all(int(p.name.removeprefix("step")) % 5 == 0 for p in run_b.glob("step*"))
+    assert not list(run_b.glob("epoch*"))
     assert tags[-1] < 14
 
     resumed = launch(stopped, "--resume_from_checkpoint")  # bare: the newest entry of output_dir
