@@ -125,6 +125,9 @@ def scan_directory(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> Directory
     path = Path(dir_cfg["path"])
     if not path.is_dir():
         raise RuntimeError(f"Invalid path: {path}")
+    for key in ("mask_path", "default_mask_file", "control_path"):
+        if key in dir_cfg:
+            log.warning("%s is not supported by the built-in engine; %s trains without it", key, path)
     resolutions = resolutions_of(dir_cfg.get("resolutions", ds_cfg.get("resolutions", [512])))
     ars = ar_buckets_of(dir_cfg, ds_cfg)
     shuffle_num = int(get("cache_shuffle_num", 0)) or (1 if get("shuffle_tags", False) else 0)
