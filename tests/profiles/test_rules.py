@@ -312,3 +312,24 @@ def test_unreadable_file(tmp_path: Path) -> None:
     assert not report.ok
     assert report.findings[0].code == "io"
     assert report.findings[0].file == tmp_path / "absent.toml"
+
+
+def test_builtin_engine_keys_are_known(workspace: Path) -> None:
+    main = workspace / "main.toml"
+    main.write_text(VALID_MAIN + "\n[dpipe_tui]\nengine = 'builtin'\nseed = 7\n")
+    report = run(main)
+    assert report.ok
+    assert "unknown-key" not in codes(report)
+
+
+def test_random_init_does_not_need_the_transformer_file(workspace: Path) -> None:
+    (workspace / "chroma.safetensors").unlink()
+    main = workspace / "main.toml"
+    main.write_text(VALID_MAIN + "\n[dpipe_tui]\nrandom_init = true\n")
+    report = run(main)
+    assert report.ok, [f.format() for f in report.findings]
+    hint = find(report, "random-init")
+    assert hint.severity is Severity.HINT
+    assert hint.key == "model.transformer_path"
+    # without random_init the same missing file is an error
+    assert not run(edit(workspace, "random_init = true", "random_init = false")).ok

@@ -131,16 +131,10 @@ def _project_findings(path: Path) -> list[Problem]:
     if validate is None:
         return []
     report = validate(path, base_dir=path.parent)
-    try:
-        extra = tomllib.loads(path.read_text(encoding="utf-8")).get("dpipe_tui", {})
-        random_init = bool(extra.get("random_init"))
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
-        random_init = False
     problems = []
     for f in report.findings:
-        severity = str(getattr(f.severity, "value", f.severity))
-        if severity != "error" or (random_init and f.key == "model.transformer_path"):
-            continue  # random_init builds the transformer; no file is read
+        if str(getattr(f.severity, "value", f.severity)) != "error":
+            continue
         problems.append(Problem(Path(f.file or path), f.key, f.message, f.line, f.column))
     return problems
 

@@ -112,6 +112,10 @@ class DpipeTuiSection(Section):
     """'demo': generate the demo model and dataset where the profile points before the first run."""
     description: Str | None = None
     """Free text shown in the profile list."""
+    seed: int | None = None
+    """Builtin engine: base random seed (noise, timesteps, shuffles); resume repeats it exactly."""
+    random_init: bool = False
+    """Builtin engine: random transformer weights (benchmarks, demos); transformer_path unread."""
 
 
 class MainConfig(Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,28 @@ def default_base_dir(path: Path | None, data: Mapping[str, Any] | None) -> Path:
     return folder
 
 
+def _random_init(data: Mapping[str, Any]) -> bool:
+    table = data.get("dpipe_tui")
+    return isinstance(table, Mapping) and table.get("random_init") is True
+
+
+def _relax_random_init(ctx: Context) -> None:
+    """``random_init`` builds the transformer from scratch: its file is neither required nor read."""
+    kept = [f for f in ctx.findings if not (f.key == "model.transformer_path" and f.severity == "error")]
+    if len(kept) != len(ctx.findings):
+        first = next(f for f in ctx.findings if f not in kept)
+        kept.append(
+            replace(
+                first,
+                severity=Severity.HINT,
+                message="not read: [dpipe_tui] random_init builds the transformer with random weights",
+                fix=None,
+                code="random-init",
+            )
+        )
+    ctx.findings[:] = kept
+
+
 def _is_demo(data: Mapping[str, Any]) -> bool:
     table = data.get("dpipe_tui")
     return isinstance(table, Mapping) and table.get("prepare") == "demo"
@@ -121,6 +144,8 @@ def validate_text(
             add_pydantic_errors(ctx, exc, data)
         if check_paths:
             check_main_paths(ctx, data, base, demo=demo)
+        if _random_init(data):
+            _relax_random_init(ctx)
         if isinstance(data.get("dataset"), str):
             report.dataset_path = resolve(data["dataset"], base)
     report.findings = sorted(ctx.findings, key=lambda f: (f.line or 0, f.column or 0))
