@@ -15,6 +15,7 @@ from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import Registry
 from dpipe_tui.services import runs
 from dpipe_tui.supervisor import procs
+from dpipe_tui.telemetry.events import Event, EventKind
 from tests.supervisor.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -80,6 +81,13 @@ def test_builtin_stop_then_resume_continues_the_step(home: Path, tmp_path: Path)
     first_step = re.search(r"(?m)^steps: (\d+) ", second[m.end() :])
     assert first_step is not None
     assert int(first_step[1]) == saved + 1
+    # TensorBoard scalars are merged into metrics.jsonl, each (tag, step) once across both attempts
+    events = [Event.from_json(line) for line in registry.metrics(record.id).read_text().splitlines()]
+    losses = [
+        e.get("step") for e in events if e and e.kind is EventKind.SCALAR and e.get("tag") == "train/loss"
+    ]
+    assert sorted(losses) == list(range(1, 241))
+    assert any(e and e.kind is EventKind.SCALAR and e.get("tag") == "train/epoch_loss" for e in events)
 
 
 def test_diffusion_pipe_path_with_a_stand_in_checkout(

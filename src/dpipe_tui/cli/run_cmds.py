@@ -132,6 +132,7 @@ def _print_status(s: RunStatus) -> None:
         ("profile", r.profile_path),
         ("run folder", r.engine_run_dir or "-"),
         ("checkpoint", r.checkpoint_tag or "-"),
+        ("peak VRAM", f"{r.peak_vram_bytes / 2**30:.1f} GiB" if r.peak_vram_bytes else "-"),
         (
             "pid",
             f"{r.pid} (engine {'alive' if s.engine_alive else 'gone'}, monitor "

@@ -116,6 +116,7 @@ class RunRecord:
     last_epoch: int | None = None
     total_steps: int | None = None
     checkpoint_tag: str | None = None
+    peak_vram_bytes: float | None = None
     note: str | None = None
     schema: int = SCHEMA_VERSION
 

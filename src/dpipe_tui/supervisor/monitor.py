@@ -31,6 +31,7 @@ from dpipe_tui.supervisor import autoresume, procs
 from dpipe_tui.supervisor.console import ConsoleWriter
 from dpipe_tui.supervisor.launch import build_command
 from dpipe_tui.supervisor.progress import RunSummary, discover_run_folder, snapshot_entries
+from dpipe_tui.supervisor.sidecar import Sidecar
 from dpipe_tui.supervisor.telemetry_link import FailureInfo, classify, make_parser
 
 if TYPE_CHECKING:
@@ -145,10 +146,22 @@ class Monitor:
             if record.stop_requested:
                 procs.terminate_group(proc.pid)
             summary = RunSummary(run_folder=record.engine_run_dir)
-            events = self._pump(proc, console, metrics_fh, summary, output_dir, before)
+            sidecar = Sidecar(
+                record.id,
+                record.gpus,
+                cpu=record.cpu,
+                run_folder=record.engine_run_dir,
+                peak_vram=record.peak_vram_bytes,
+            )
+            events = self._pump(proc, console, metrics_fh, summary, output_dir, before, sidecar)
             exit_code = proc.wait()
             if summary.run_folder is None and output_dir is not None:
                 summary.run_folder = discover_run_folder(output_dir, before)
+            # the last scalars (epoch loss, final eval) land at exit; tensorboardX flushes on close
+            tail = sidecar.poll(summary.run_folder, None, final=True)
+            if tail:
+                metrics_fh.write("".join(e.to_json() + "\n" for e in tail).encode("utf-8"))
+                metrics_fh.flush()
             leftovers = procs.group_members(proc.pid)
             if leftovers:
                 console.write_note(f"dpipe-tui: engine exited; ending {len(leftovers)} leftover process(es)")
@@ -165,6 +178,7 @@ class Monitor:
         summary: RunSummary,
         output_dir: Path | None,
         before: set[str],
+        sidecar: Sidecar,
     ) -> deque[Event]:
         """Copy output to the log and the parser until EOF (or shortly after the leader exits)."""
         assert proc.stdout is not None
@@ -192,6 +206,10 @@ class Monitor:
             if eof:
                 console.flush()
                 new += parser.flush()
+            new += sidecar.poll(summary.run_folder, proc.pid, now)
+            if sidecar.peak_vram is not None and sidecar.peak_vram != summary.peak_vram:
+                summary.peak_vram = sidecar.peak_vram
+                summary.dirty = True
             if new:
                 metrics_fh.write("".join(e.to_json() + "\n" for e in new).encode("utf-8"))
                 metrics_fh.flush()

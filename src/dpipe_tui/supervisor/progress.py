@@ -38,6 +38,7 @@ class RunSummary:
     epoch: int | None = None
     checkpoint: str | None = None
     run_folder: str | None = None
+    peak_vram: float | None = None
     folder_checked: float = -1e18
     dirty: bool = False
 
@@ -68,6 +69,7 @@ class RunSummary:
             ("epoch", "last_epoch"),
             ("checkpoint", "checkpoint_tag"),
             ("run_folder", "engine_run_dir"),
+            ("peak_vram", "peak_vram_bytes"),
         ):
             value = getattr(self, attr)
             if value is not None and getattr(record, field) != value:
