@@ -23,9 +23,10 @@ def validate(
 
     Exit codes: 0 no error (warnings allowed), 1 an error was found, 2 usage error.
     """
+    from dpipe_tui import paths
     from dpipe_tui.services.profiles import validate_files
 
-    run = validate_files(list(files), check_paths=not no_paths, gpu_count=gpus)
+    run = validate_files(list(files), check_paths=not no_paths, gpu_count=gpus, home=paths.home())
     if as_json:
         print(json.dumps([f.to_json() for f in run.findings], indent=2))
     else:

@@ -6,10 +6,11 @@ including the dataset summary (steps per epoch, dropped items) that needs the da
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dpipe_tui.profiles import Finding, Severity, ValidationReport, validate_file
+from dpipe_tui.profiles import Finding, Severity, ValidationReport, detect_kind, validate_file
 from dpipe_tui.profiles.library import (
     LibraryError,
     NewProfile,
@@ -87,8 +88,25 @@ def _summary(path: Path, report: ValidationReport, gpu_count: int | None) -> tup
     return summary_lines(plan), None
 
 
+def _run_base_dir(path: Path, home: Path) -> Path | None:
+    """Where ``run`` would resolve this main profile's relative paths (None: not a readable main profile)."""
+    from dpipe_tui.services.engines import EngineError, choose_engine
+    from dpipe_tui.services.settings import SettingsError, load_settings
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        if detect_kind(data) != "main":
+            return None
+        table = data.get("dpipe_tui")
+        return choose_engine(
+            load_settings(home), home, path.resolve(), table if isinstance(table, dict) else {}
+        ).base_dir
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, SettingsError, EngineError):
+        return None  # the validator reports unreadable files; an unusable engine is run's error
+
+
 def validate_files(
-    paths: list[Path], *, check_paths: bool = True, gpu_count: int | None = None
+    paths: list[Path], *, check_paths: bool = True, gpu_count: int | None = None, home: Path | None = None
 ) -> ValidationRun:
     """Validate each file (main or dataset config, detected); add dataset summaries for main configs.
 
@@ -96,10 +114,13 @@ def validate_files(
         paths: the files.
         check_paths: probe the filesystem; False also skips the dataset scan.
         gpu_count: GPUs of the planned run (parallelism rules and the plan's world size).
+        home: the dpipe-tui home; when given, a main profile's relative paths resolve exactly as
+            ``run`` would resolve them (same engine choice and settings).
     """
     out: list[FileValidation] = []
     for path in paths:
-        report = validate_file(path, check_paths=check_paths, gpu_count=gpu_count)
+        base_dir = _run_base_dir(path, home) if home is not None else None
+        report = validate_file(path, check_paths=check_paths, gpu_count=gpu_count, base_dir=base_dir)
         fv = FileValidation(path, report)
         if check_paths and report.kind == "main" and report.config is not None:
             fv.dataset_summary, fv.summary_error = _summary(path, report, gpu_count)

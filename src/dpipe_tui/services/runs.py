@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +26,12 @@ from dpipe_tui.runs.registry import (
     RegistryProblem,
     RunNotFound,
 )
+from dpipe_tui.services.engines import EngineError, choose_engine
 from dpipe_tui.services.settings import Settings, load_settings
 from dpipe_tui.supervisor import control, preflight, queue
 from dpipe_tui.supervisor.autoresume import next_attempt
 from dpipe_tui.supervisor.follow import RunFollower, last_lines
-from dpipe_tui.supervisor.launch import BUILTIN, DIFFUSION_PIPE, ENGINES, resolve_deepspeed
+from dpipe_tui.supervisor.launch import DIFFUSION_PIPE
 from dpipe_tui.supervisor.reconcile import liveness, reconcile
 from dpipe_tui.supervisor.refreeze import ResumeRefused, monitor_running, refreeze_for_resume
 from dpipe_tui.supervisor.submit import SubmitSpec, output_dir_of, submit
@@ -140,23 +140,12 @@ def launch(
         table = preflight.profile_table(profile)
     except preflight.PreflightError as exc:
         return LaunchResult(None, error=str(exc))
-    engine = request.engine or table.get("engine") or settings.default_engine or BUILTIN
-    if engine not in ENGINES:
-        return LaunchResult(None, error=f"unknown engine {engine!r} (choose {' or '.join(ENGINES)})")
+    try:
+        choice = choose_engine(settings, home, profile, table, request.engine)
+    except EngineError as exc:
+        return LaunchResult(None, error=str(exc))
+    engine, base_dir, cwd, launcher = choice.engine, choice.base_dir, choice.cwd, choice.launcher
     result = LaunchResult(None)
-    if engine == DIFFUSION_PIPE:
-        if settings.diffusion_pipe_path is None:
-            return LaunchResult(
-                None,
-                error=f"the diffusion-pipe engine needs a checkout: set ${paths.DIFFUSION_PIPE_ENV} "
-                f"or [diffusion_pipe] path in {paths.settings_file(home)}",
-            )
-        checkout = settings.diffusion_pipe_path.resolve()
-        if not (checkout / "train.py").is_file():
-            return LaunchResult(None, error=f"{checkout} is not a diffusion-pipe checkout (no train.py)")
-        base_dir, cwd, launcher = checkout, checkout, resolve_deepspeed(checkout, settings.deepspeed)
-    else:
-        base_dir, cwd, launcher = profile.parent, profile.parent, sys.executable
     if table.get("prepare") == "demo" and (err := preflight.prepare_demo(profile)):
         return LaunchResult(None, error=err)
     gpus = request.gpus or tuple(int(g) for g in table.get("gpus", ()) or (0,))
