@@ -170,39 +170,15 @@ class ProfileDocument:
         current = _stamp(dest)
         ours = self.path is not None and dest.resolve() == self.path.resolve()
         if ours and self._stamp is not None and current is not None and current.sha256 != self._stamp.sha256:
-            raise ProfileChangedError(
-                f"{dest} changed on disk since it was loaded; not overwriting it",
-                [
-                    Finding(
-                        Severity.ERROR,
-                        dest,
-                        None,
-                        None,
-                        "",
-                        "the file changed on disk since it was loaded",
-                        "reload it (your edits are still in the editor) and apply them again",
-                        "changed-on-disk",
-                    )
-                ],
+            raise _refusal(
+                dest,
+                "changed on disk since it was loaded",
+                "reload it (your edits are still in the editor) and apply them again",
+                "changed-on-disk",
             )
-        if ours and self._stamp is not None and current is None:
-            pass  # deleted meanwhile: writing it back loses nothing
-        elif not ours and current is not None and not overwrite:
-            raise ProfileChangedError(
-                f"{dest} already exists; not overwriting it",
-                [
-                    Finding(
-                        Severity.ERROR,
-                        dest,
-                        None,
-                        None,
-                        "",
-                        "the file already exists",
-                        "choose another name",
-                        "exists",
-                    )
-                ],
-            )
+        # a file of ours deleted meanwhile is written back (nothing is lost); another existing file is not
+        if not ours and current is not None and not overwrite:
+            raise _refusal(dest, "already exists", "choose another name", "exists")
         text = self.text
         try:
             mode = dest.stat().st_mode & 0o777  # keep the user's permissions on an existing file
@@ -240,3 +216,9 @@ def _append_key(table: Any, name: str, value: Any) -> None:
             container._insert_at(0, name, value)  # tomlkit has no public "insert before"
         return
     container._insert_after(last, name, value)  # tomlkit has no public "insert after"
+
+
+def _refusal(dest: Path, what: str, fix: str, code: str) -> ProfileChangedError:
+    """The error for a save that would overwrite text the user did not hand to this document."""
+    finding = Finding(Severity.ERROR, dest, None, None, "", f"the file {what}", fix, code)
+    return ProfileChangedError(f"{dest} {what}; not overwriting it", [finding])
