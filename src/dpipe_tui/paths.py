@@ -72,13 +72,25 @@ def demo_dir(home_dir: Path) -> Path:
     return home_dir / ".demo"
 
 
+PACKAGED_DATA = _PACKAGE_DIR / "_data"
+"""Where a wheel carries ``recipes/`` and ``profiles/`` (pyproject's hatch ``force-include``)."""
+
+
 def bundled_dir(name: str) -> Path | None:
-    """Return ``profiles/`` or ``recipes/`` of the source checkout, or None when installed without them."""
-    checkout = source_checkout()
-    if checkout is None:
-        return None
-    path = checkout / name
-    return path if path.is_dir() else None
+    """Return ``profiles/`` or ``recipes/``: the source checkout's, else the installed package's copy.
+
+    The packaged copy lives inside the installed package: read it, never write into it (new
+    profiles go to the home's ``profiles/``).
+    """
+    return find_bundled(name, source_checkout(), PACKAGED_DATA)
+
+
+def find_bundled(name: str, checkout: Path | None, data_dir: Path) -> Path | None:
+    """``checkout/name`` when running from a checkout, else ``data_dir/name``; None when neither exists."""
+    for folder in (checkout, None if checkout is not None else data_dir):
+        if folder is not None and (folder / name).is_dir():
+            return folder / name
+    return None
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from dpipe_tui.profiles import Finding, ValidationReport, validate_file
 
@@ -15,10 +16,12 @@ MIRROR = Path("/work/.mirror/tdrussell+diffusion-pipe/repo")
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A folder with model files, an image folder, a dataset config and a valid main config."""
+    """A folder with model files, an image folder (one captioned image), a dataset and a main config."""
     (tmp_path / "flux").mkdir()
     (tmp_path / "chroma.safetensors").write_bytes(b"x")
     (tmp_path / "images").mkdir()
+    Image.new("RGB", (64, 64)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "images" / "a.txt").write_text("a caption")
     (tmp_path / "dataset.toml").write_text(
         "resolutions = [512]\nenable_ar_bucket = true\nmin_ar = 0.5\nmax_ar = 2.0\nnum_ar_buckets = 3\n\n"
         "[[directory]]\npath = 'images'\n"

@@ -7,6 +7,7 @@ import re
 import subprocess
 from typing import TYPE_CHECKING
 
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -83,11 +84,39 @@ def test_new_command(tmp_path: Path) -> None:
     assert again.exit_code == 1
     assert "already exists" in again.output
     unknown = runner.invoke(app, ["new", "--recipe", "nope", "x", "--dir", str(tmp_path)])
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2  # usage error, like any bad argument
     assert "flux" in unknown.output
+    assert not (tmp_path / "x.toml").exists()
     bad = runner.invoke(app, ["new", "--recipe", "chroma", "../x", "--dir", str(tmp_path)])
-    assert bad.exit_code == 1
+    assert bad.exit_code == 2
+    assert "invalid profile name" in bad.output
     assert not (tmp_path.parent / "x.toml").exists()
+
+
+def test_no_paths_says_when_the_dataset_config_is_not_there(workspace: Path) -> None:
+    (workspace / "dataset.toml").unlink()
+    result = runner.invoke(app, ["validate", "--no-paths", str(workspace / "main.toml")])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"{workspace / 'main.toml'}:2:1: hint: dataset: dataset config {workspace / 'dataset.toml'} "
+        "not found; not validated"
+    ) in result.output
+    assert "ok: 0 error(s), 0 warning(s), 1 hint(s)" in result.output
+
+
+@pytest.mark.parametrize(("gpus", "code"), [("[0, 1, 2]", 1), ("[0, 1]", 0)])
+def test_profile_gpus_used_when_no_gpus_flag(workspace: Path, gpus: str, code: int) -> None:
+    main = workspace / "main.toml"
+    main.write_text(
+        main.read_text().replace("epochs = 10", "epochs = 10\npipeline_stages = 2")
+        + f"\n[dpipe_tui]\ngpus = {gpus}\n"
+    )
+    result = runner.invoke(app, ["validate", "--no-paths", str(main)])
+    assert result.exit_code == code, result.output
+    assert ("pipeline_stages = 2 does not divide the 3 GPUs" in result.output) is (code == 1)
+    # --gpus wins over the profile's list
+    flag = runner.invoke(app, ["validate", "--no-paths", "--gpus", "4", str(main)])
+    assert flag.exit_code == 0, flag.output
 
 
 def test_real_subprocess(workspace: Path) -> None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import tomllib
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
+from dpipe_tui import paths
+from dpipe_tui.datasets.settings import directory_settings, load_dataset_config
 from dpipe_tui.profiles import field_help, validate_file
 from dpipe_tui.profiles.library import LibraryError, check_name, list_profiles, list_recipes, new_profile
+from dpipe_tui.profiles.model_schema import MODEL_CLASSES
 from tests.profiles.conftest import REPO
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 FAMILIES = {
     "chroma",
@@ -33,7 +33,8 @@ def test_recipes_cover_the_families_and_validate() -> None:
     assert set(recipes) >= FAMILIES
     for recipe in recipes.values():
         report = validate_file(recipe.path, check_paths=False)
-        assert not report.findings, [f.format() for f in report.findings]
+        # the dataset path is a placeholder: only the "not validated" hint may remain
+        assert {f.code for f in report.findings} <= {"not-validated"}, [f.format() for f in report.findings]
         assert recipe.dataset_template.is_file()
         assert "/path/to/" in recipe.path.read_text()
         assert recipe.model_type is not None
@@ -44,12 +45,20 @@ def test_recipes_cover_the_families_and_validate() -> None:
 def test_chroma_e6ai_profiles(res: int) -> None:
     path = REPO / "profiles" / f"chroma-e6ai-{res}.toml"
     report = validate_file(path, check_paths=False)
-    assert not report.findings, [f.format() for f in report.findings]
+    # its dataset path is a /path/to placeholder, so the dataset config is validated on its own below
+    assert [(f.code, f.key) for f in report.findings] == [("not-validated", "dataset")]
     data = tomllib.loads(path.read_text())
     assert data["model"]["type"] == "chroma"
     assert data["model"]["transformer_dtype"] == "float8"
-    assert f"chroma-unlocked-{'v47' if res == 512 else 'v50'}" in data["model"]["transformer_path"]
+    assert data["model"]["flux_shift"] is True
+    assert "shift" not in data["model"]  # a constant shift would override flux_shift
+    version = "v47" if res == 512 else "v50"
+    assert data["model"]["transformer_path"].endswith(f"/chroma-unlocked-{version}.safetensors")
+    assert version in data["dpipe_tui"]["description"]
     assert data["micro_batch_size_per_gpu"] == (4 if res == 512 else 1)
+    assert data["warmup_steps"] == 100
+    assert data["gradient_clipping"] == 1.0
+    assert data["adapter"] == {"type": "lora", "rank": 32, "dtype": "bfloat16"}
     assert data["optimizer"] == {
         "type": "adamw_optimi",
         "lr": 2.5e-4,
@@ -61,11 +70,24 @@ def test_chroma_e6ai_profiles(res: int) -> None:
     assert data["monitoring"]["wandb_api_key"] == ""
     assert "WANDB_API_KEY" in path.read_text()
     assert data["checkpoint_every_n_minutes"] > 0
-    ds = tomllib.loads((REPO / "profiles" / f"chroma-e6ai-{res}.dataset.toml").read_text())
+    ds_path = REPO / "profiles" / f"chroma-e6ai-{res}.dataset.toml"
+    assert data["dataset"].endswith(f"/profiles/{ds_path.name}")
+    ds_report = validate_file(ds_path, check_paths=False)
+    assert ds_report.kind == "dataset"
+    assert not ds_report.findings, [f.format() for f in ds_report.findings]
+    ds = tomllib.loads(ds_path.read_text())
     assert ds["resolutions"] == [res]
     assert ds["caption_prefix"] == "by e6ai, "
     assert ds["shuffle_tags"] is True
+    assert ds["enable_ar_bucket"] is True
     assert (ds["min_ar"], ds["max_ar"], ds["num_ar_buckets"]) == (0.5, 2.0, 9)
+    # the buckets diffusion-pipe builds from that: 9 aspect ratios from 0.5 to 2.0, one resolution
+    settings = directory_settings(load_dataset_config(ds_path), 0, REPO)
+    assert len(settings.ars) == 9
+    assert (min(settings.ars), max(settings.ars)) == (0.5, 2.0)
+    assert settings.ars[4] == 1.0
+    assert settings.resolutions == (float(res),)
+    assert settings.captions_multiplier == 1  # shuffle_tags = one shuffled variant per caption
 
 
 def test_new_profile_from_recipe(tmp_path: Path) -> None:
@@ -103,3 +125,28 @@ def test_field_help() -> None:
     assert field_help("resolutions")
     assert field_help("not_a_key") is None
     assert field_help("model.nope") is None
+    assert "One of: sdxl, flux" in (field_help("model.type") or "")
+    assert "Chroma" in (field_help("model.type", model_type="chroma") or "")
+    for model_type in MODEL_CLASSES:
+        assert f"Model type '{model_type}'" in (field_help(("model", "type"), model_type=model_type) or "")
+
+
+def test_installed_package_falls_back_to_its_packaged_data(tmp_path: Path) -> None:
+    checkout, data = tmp_path / "checkout", tmp_path / "site-packages" / "dpipe_tui" / "_data"
+    (checkout / "recipes").mkdir(parents=True)
+    (data / "recipes").mkdir(parents=True)
+    assert paths.find_bundled("recipes", checkout, data) == checkout / "recipes"
+    assert paths.find_bundled("recipes", None, data) == data / "recipes"  # a plain `pip install .`
+    assert paths.find_bundled("profiles", None, data) is None
+    assert paths.find_bundled("profiles", checkout, data) is None  # a checkout never reads site-packages
+    recipes = list_recipes(paths.find_bundled("recipes", None, REPO))
+    assert {r.name for r in recipes} >= FAMILIES  # the same lookup works on a real recipes/ folder
+
+
+def test_wheel_ships_recipes_and_profiles_where_paths_looks() -> None:
+    wheel = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    package = Path(paths.__file__).parent
+    assert paths.PACKAGED_DATA.parent == package
+    where = paths.PACKAGED_DATA.relative_to(package.parent).as_posix()
+    assert wheel["force-include"] == {"recipes": f"{where}/recipes", "profiles": f"{where}/profiles"}
+    assert all((REPO / src).is_dir() for src in wheel["force-include"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 import pytest
@@ -215,7 +216,7 @@ def test_missing_model_file(workspace: Path) -> None:
 
 
 def test_missing_dataset_dir_reported_in_dataset_file(workspace: Path) -> None:
-    (workspace / "images").rmdir()
+    shutil.rmtree(workspace / "images")
     f = find(run(workspace / "main.toml"), "path-missing")
     assert f.file == workspace / "dataset.toml"
     assert f.key == "directory[0].path"
@@ -260,7 +261,7 @@ def test_demo_profile_missing_paths_are_hints(workspace: Path) -> None:
         workspace, "transformer_path = 'chroma.safetensors'", "transformer_path = 'gen/x.safetensors'"
     )
     path.write_text(path.read_text() + "\n[dpipe_tui]\nengine = 'builtin'\nprepare = 'demo'\n")
-    (workspace / "images").rmdir()
+    shutil.rmtree(workspace / "images")
     report = run(path)
     assert report.ok
     assert {f.key for f in report.findings if f.code == "path-demo"} == {
@@ -333,3 +334,182 @@ def test_random_init_does_not_need_the_transformer_file(workspace: Path) -> None
     assert hint.key == "model.transformer_path"
     # without random_init the same missing file is an error
     assert not run(edit(workspace, "random_init = true", "random_init = false")).ok
+
+
+MINIMAX = (
+    "output_dir='o'\ndataset='d'\nepochs=1\nsave_every_n_epochs=1\npipeline_stages=2\n[model]\n"
+    "type='minimax_h3'\ndiffusion_model='/m/dm'\nvae='/m/v'\naudio_vae='/m/a'\n"
+    "text_encoders=[{path='/m/te', type='minimax'}]\ndtype='bfloat16'\ncfg=4\n"
+    "[adapter]\ntype='lora'\nrank=4\n[optimizer]\ntype='adamw'\nlr=1e-4\n"
+)
+NO_ADAPTER = ("[adapter]\ntype = 'lora'\nrank = 16\n", "")
+WANDB = "[monitoring]\nenable_wandb = true\nwandb_tracker_name = 't'\nwandb_run_name = 'r'\n\n[optimizer]"
+# (edits of VALID_MAIN, expected code, key, severity, text in the message, line)
+RULE_CASES: dict[str, tuple[list[tuple[str, str]], str, str, Severity, str, int | None]] = {
+    "fft-unsupported": (
+        [("type = 'chroma'", "type = 'sd3'"), NO_ADAPTER],
+        "fft-unsupported",
+        "",
+        Severity.ERROR,
+        "cannot be fully fine-tuned",
+        1,
+    ),
+    "lokr-flux": (
+        [("type = 'chroma'", "type = 'flux'"), ("type = 'lora'", "type = 'lokr'")],
+        "adapter-type",
+        "adapter.type",
+        Severity.ERROR,
+        "'flux' can only save adapter type 'lora'",
+        14,
+    ),
+    "lokr-sd3": (
+        [("type = 'chroma'", "type = 'sd3'"), ("type = 'lora'", "type = 'lokr'")],
+        "adapter-type",
+        "adapter.type",
+        Severity.ERROR,
+        "'sd3'",
+        14,
+    ),
+    "lokr-sdxl": (
+        [("type = 'chroma'", "type = 'sdxl'"), ("type = 'lora'", "type = 'lokr'")],
+        "adapter-type",
+        "adapter.type",
+        Severity.ERROR,
+        "'sdxl'",
+        14,
+    ),
+    "lokr-auraflow": (
+        [("type = 'chroma'", "type = 'auraflow'"), ("type = 'lora'", "type = 'lokr'")],
+        "adapter-type",
+        "adapter.type",
+        Severity.ERROR,
+        "'auraflow'",
+        14,
+    ),
+    "unknown-model-type": (
+        [("type = 'chroma'", "type = 'chromaa'")],
+        "unknown-model-type",
+        "model.type",
+        Severity.ERROR,
+        "NotImplementedError",
+        8,
+    ),
+    "missing-model-table": (
+        [("[model]\n", "[unused]\n")],
+        "missing-key",
+        "",
+        Severity.ERROR,
+        "the [model] table is missing",
+        1,
+    ),
+    "missing-optimizer-table": (
+        [("[optimizer]\ntype = 'adamw_optimi'\nlr = 1e-4\n", "")],
+        "missing-key",
+        "",
+        Severity.ERROR,
+        "the [optimizer] table is missing",
+        1,
+    ),
+    "wandb-api-key-key": (
+        [("[optimizer]", WANDB)],
+        "wandb",
+        "monitoring",
+        Severity.ERROR,
+        "needs a wandb_api_key key",
+        17,
+    ),
+    "beta2-half-life-without-betas": (
+        [("lr = 1e-4", "lr = 1e-4\nbeta2_half_life = 100")],
+        "missing-key",
+        "optimizer.beta2_half_life",
+        Severity.ERROR,
+        "needs betas",
+        20,
+    ),
+    "betas-length": (
+        [("lr = 1e-4", "lr = 1e-4\nbetas = [0.9]")],
+        "type",
+        "optimizer.betas",
+        Severity.ERROR,
+        "two values",
+        20,
+    ),
+    "automagic-lr": (
+        [("type = 'adamw_optimi'\nlr = 1e-4", "type = 'automagic'\nlr = 1e-2")],
+        "automagic-lr",
+        "optimizer.lr",
+        Severity.WARNING,
+        "1e-6",
+        19,
+    ),
+    "dataset-config-is-a-folder": (
+        [("dataset = 'dataset.toml'", "dataset = 'flux'")],
+        "path-kind",
+        "dataset",
+        Severity.ERROR,
+        "is not a file",
+        2,
+    ),
+    "missing-eval-dataset-config": (
+        [("epochs = 10", "epochs = 10\neval_datasets = [{name = 'e', config = 'eval.toml'}]")],
+        "path-missing",
+        "eval_datasets[0].config",
+        Severity.ERROR,
+        "dataset config",
+        4,
+    ),
+    "fuse-adapters-on-sdxl": (
+        [
+            ("type = 'chroma'", "type = 'sdxl'"),
+            ("rank = 16", "rank = 16\nfuse_adapters = [{path = 'chroma.safetensors', weight = 1.0}]"),
+        ],
+        "ignored-key",
+        "adapter.fuse_adapters",
+        Severity.WARNING,
+        "only used by flux and chroma",
+        16,
+    ),
+    "partition-split-without-manual": (
+        [("epochs = 10", "epochs = 10\npipeline_stages = 2\npartition_split = [4]")],
+        "ignored-key",
+        "partition_split",
+        Severity.WARNING,
+        "only used with partition_method = 'manual'",
+        5,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RULE_CASES))
+def test_rule(workspace: Path, case: str) -> None:
+    edits, code, key, severity, text, line = RULE_CASES[case]
+    path = workspace / "main.toml"
+    for old, new in edits:
+        path = edit(workspace, old, new)
+    report = run(path)
+    hits = [f for f in report.findings if f.code == code and f.key == key]
+    assert hits, [f.format() for f in report.findings]
+    assert hits[0].severity is severity
+    assert text in hits[0].message
+    assert hits[0].line == line
+    assert hits[0].file == path
+
+
+def test_lokr_is_fine_on_chroma(workspace: Path) -> None:
+    assert "adapter-type" not in codes(run(edit(workspace, "type = 'lora'", "type = 'lokr'")))
+
+
+def test_cfg_above_one_needs_one_pipeline_stage(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(MINIMAX)
+    f = find(validate_file(path, check_paths=False), "pipeline-stages")
+    assert (f.key, f.line, f.severity) == ("model.cfg", 13, Severity.ERROR)
+    path.write_text(MINIMAX.replace("pipeline_stages=2", "pipeline_stages=1"))
+    assert "pipeline-stages" not in codes(validate_file(path, check_paths=False))
+
+
+def test_dataset_directory_that_is_a_file(workspace: Path) -> None:
+    edit(workspace, "path = 'images'", "path = 'chroma.safetensors'", name="dataset.toml")
+    f = find(run(workspace / "main.toml"), "path-kind")
+    assert (f.file, f.key, f.line) == (workspace / "dataset.toml", "directory[0].path", 8)
+    assert "is not a folder" in f.message

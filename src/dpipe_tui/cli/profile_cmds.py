@@ -16,7 +16,13 @@ def validate(
     no_paths: Annotated[bool, typer.Option("--no-paths", help="Skip every filesystem check.")] = False,
     as_json: common.JsonOption = False,
     gpus: Annotated[
-        int | None, typer.Option("--gpus", min=1, help="GPU count of the planned run (parallelism rules).")
+        int | None,
+        typer.Option(
+            "--gpus",
+            min=1,
+            help="GPU count of the planned run (parallelism rules, steps per epoch); default: the "
+            "length of the profile's [dpipe_tui] gpus list.",
+        ),
     ] = None,
 ) -> None:
     """Validate profiles; a main config also validates its dataset configs and shows the dataset plan.
@@ -54,13 +60,16 @@ def new(
         Path | None, typer.Option("--dir", help="Destination folder (default: the profiles/ folder).")
     ] = None,
 ) -> None:
-    """Create NAME.toml and NAME.dataset.toml from a recipe (never overwrites)."""
+    """Create NAME.toml and NAME.dataset.toml from a recipe (never overwrites).
+
+    Exit codes: 0 created, 1 a file already exists (or cannot be written), 2 bad name or unknown recipe.
+    """
     from dpipe_tui.services.profiles import LibraryError, new_profile
 
     try:
         created = new_profile(recipe, name, directory)
     except LibraryError as exc:
-        common.fail(str(exc))
+        common.fail(str(exc), common.ExitCode.USAGE if exc.usage else common.ExitCode.FAILED)
     print(f"created {created.main}")
     print(f"created {created.dataset}")
     print("next: replace the /path/to/... placeholders, then run: dpipe-tui validate " + str(created.main))

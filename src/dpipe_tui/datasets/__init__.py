@@ -1,13 +1,15 @@
 """Pre-flight scan of dataset directories: media, captions, masks, buckets and steps per epoch.
 
 Public API (design.md contract): :func:`scan_dataset`, :func:`plan_steps`, :func:`plan_for_profile`,
-:func:`summary_lines` and their result types. Pure Python plus Pillow; never imports torch.
+:func:`summary_lines`, :func:`plan_problems` and their result types. Pure Python plus Pillow;
+never imports torch.
 """
 
 from __future__ import annotations
 
 from dpipe_tui.datasets.buckets import BucketKey
 from dpipe_tui.datasets.plan import Dropped, PlanError, PlannedBucket, StepPlan, plan_for_profile, plan_steps
+from dpipe_tui.datasets.problems import PlanProblem, plan_problems
 from dpipe_tui.datasets.results import (
     CaptionCounts,
     Contribution,
@@ -15,6 +17,7 @@ from dpipe_tui.datasets.results import (
     DirectoryScan,
     ItemIssue,
     MaskCounts,
+    ScanError,
 )
 from dpipe_tui.datasets.scan import scan_config, scan_dataset
 from dpipe_tui.datasets.settings import DatasetConfigError
@@ -33,10 +36,13 @@ __all__ = [
     "MaskCounts",
     "ModelTraits",
     "PlanError",
+    "PlanProblem",
     "PlannedBucket",
+    "ScanError",
     "StepPlan",
     "model_traits",
     "plan_for_profile",
+    "plan_problems",
     "plan_steps",
     "scan_config",
     "scan_dataset",

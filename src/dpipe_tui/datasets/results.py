@@ -34,6 +34,18 @@ FATAL_REASONS: frozenset[str] = frozenset(
 
 
 @dataclass(frozen=True)
+class ScanError:
+    """A problem that stops diffusion-pipe, with the dataset TOML key it is about."""
+
+    key: tuple[str | int, ...]
+    """Key path in the dataset TOML, e.g. ``("directory", 0, "path")``; ``()`` for the whole file."""
+    code: str
+    """Stable code: ``dataset-path`` (a folder/file that is not there), ``dataset-no-media``,
+    ``dataset-settings`` (a key diffusion-pipe cannot use), ``dataset-scan`` (anything else)."""
+    message: str
+
+
+@dataclass(frozen=True)
 class ItemIssue:
     """A media item that will not train (or will crash the run), and why."""
 
@@ -111,6 +123,8 @@ class DirectoryScan:
     issues: tuple[ItemIssue, ...] = ()
     errors: tuple[str, ...] = ()
     """Problems that stop diffusion-pipe for this directory (bad path, no media, ...)."""
+    located_errors: tuple[ScanError, ...] = ()
+    """The same problems as ``errors``, each with its key and code (for located findings)."""
     warnings: tuple[str, ...] = ()
 
     def dropped(self, reason: DropReason) -> int:
@@ -128,7 +142,9 @@ class DatasetScan:
     directories: tuple[DirectoryScan, ...]
     subsample_ratio: float | None = None
     errors: tuple[str, ...] = ()
-    """Dataset-level problems that stop diffusion-pipe (plus every directory's errors)."""
+    """Dataset-level problems that stop diffusion-pipe (each directory keeps its own)."""
+    located_errors: tuple[ScanError, ...] = ()
+    """The same problems as ``errors``, each with its key and code."""
     warnings: tuple[str, ...] = ()
 
     @property

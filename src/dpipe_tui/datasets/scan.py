@@ -33,6 +33,7 @@ from dpipe_tui.datasets.results import (
     DropReason,
     ItemIssue,
     MaskCounts,
+    ScanError,
 )
 from dpipe_tui.datasets.settings import DatasetConfigError, directory_settings, load_dataset_config
 from dpipe_tui.datasets.traits import ModelTraits, model_traits
@@ -79,10 +80,10 @@ def scan_dataset(
 
 def scan_config(cfg: DatasetConfig, *, config_path: Path, base_dir: Path, traits: ModelTraits) -> DatasetScan:
     """Scan an already validated dataset config (see :func:`scan_dataset`)."""
-    errors: list[str] = []
+    errors: list[ScanError] = []
     warnings: list[str] = []
     if not cfg.directory:
-        errors.append("the dataset has no [[directory]] table")
+        errors.append(ScanError(("directory",), "dataset-settings", "the dataset has no [[directory]] table"))
     if not traits.known:
         warnings.append(
             "model type unknown: bucket sizes use a 16 px multiple and video frame counts cannot be "
@@ -93,7 +94,7 @@ def scan_config(cfg: DatasetConfig, *, config_path: Path, base_dir: Path, traits
         try:
             settings = directory_settings(cfg, i, base_dir)
         except DatasetConfigError as e:
-            errors.append(f"directory {i}: {e}")
+            errors.append(ScanError(("directory", i), "dataset-settings", f"directory {i}: {e}"))
             continue
         dirs.append(_DirectoryScanner(settings, traits).run())
     return DatasetScan(
@@ -102,7 +103,8 @@ def scan_config(cfg: DatasetConfig, *, config_path: Path, base_dir: Path, traits
         traits=traits,
         directories=tuple(dirs),
         subsample_ratio=cfg.subsample_ratio,
-        errors=tuple(errors),
+        errors=tuple(e.message for e in errors),
+        located_errors=tuple(errors),
         warnings=tuple(warnings),
     )
 
@@ -114,7 +116,7 @@ class _DirectoryScanner:
     counts: Counter[str] = field(default_factory=Counter)
     groups: Counter[tuple[float, int] | tuple[int, int, int]] = field(default_factory=Counter)
     issues: list[ItemIssue] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     mask_sizes: dict[Path, tuple[int, int] | None] = field(default_factory=dict)
     captions_json: dict[str, object] | None = None
@@ -122,12 +124,14 @@ class _DirectoryScanner:
     def run(self) -> DirectoryScan:
         s = self.s
         if not s.path.is_dir():
-            self.errors.append(f"Invalid path: {s.path} (not a directory)")
+            self._error("path", "dataset-path", f"Invalid path: {s.path} (not a directory)")
             return self._result()
         masks = self._stems(s.mask_path, "mask_path")
         controls = self._stems(s.control_path, "control_path")
         if s.default_mask_file is not None and not s.default_mask_file.is_file():
-            self.errors.append(f"Invalid default_mask_file: {s.default_mask_file}")
+            self._error(
+                "default_mask_file", "dataset-path", f"Invalid default_mask_file: {s.default_mask_file}"
+            )
         names = self._list_dir()
         self._load_captions_json(names)
         specs: list[tuple[Path | None, str]] = []
@@ -141,7 +145,7 @@ class _DirectoryScanner:
             else:
                 specs.append((None, name))
         if not specs:
-            self.errors.append(f"Directory {s.path} had no images/videos!")
+            self._error("path", "dataset-no-media", f"Directory {s.path} had no images/videos!")
         tars: dict[Path, tarfile.TarFile] = {}
         try:
             for tar_path, name in specs:
@@ -167,22 +171,24 @@ class _DirectoryScanner:
         if folder is None:
             return {}
         if not folder.is_dir():
-            self.errors.append(f"Invalid {key}: {folder}")
+            self._error(key, "dataset-path", f"Invalid {key}: {folder}")
             return {}
         return {p.stem: p for p in folder.iterdir() if p.is_file()}
 
     def _load_captions_json(self, names: dict[str, bool]) -> None:
         if CAPTIONS_JSON not in names:
             if self.s.online_captions:
-                self.errors.append("online_captions = true needs a captions.json in the directory")
+                self._error(
+                    "path", "dataset-scan", "online_captions = true needs a captions.json in the directory"
+                )
             return
         try:
             data = json.loads((self.s.path / CAPTIONS_JSON).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            self.errors.append(f"captions.json cannot be read: {e}")
+            self._error("path", "dataset-scan", f"captions.json cannot be read: {e}")
             data = {}
         if not isinstance(data, dict):
-            self.errors.append("captions.json must map file names to lists of captions")
+            self._error("path", "dataset-scan", "captions.json must map file names to lists of captions")
             data = {}
         self.captions_json = data
 
@@ -191,7 +197,7 @@ class _DirectoryScanner:
             with tarfile.TarFile(path) as t:  # plain tar only, as diffusion-pipe opens it
                 members = t.getnames()
         except (OSError, tarfile.TarError) as e:
-            self.errors.append(f"{path.name}: cannot be read as a tar file ({e})")
+            self._error("path", "dataset-scan", f"{path.name}: cannot be read as a tar file ({e})")
             return []
         self.counts["tar_members"] += len(members)
         if self.captions_json is None and members:
@@ -340,6 +346,9 @@ class _DirectoryScanner:
         )
         return False
 
+    def _error(self, key: str, code: str, message: str) -> None:
+        self.errors.append(ScanError(("directory", self.s.index, key), code, message))
+
     def _drop(self, label: str, reason: DropReason, detail: str) -> None:
         self.issues.append(ItemIssue(self.s.index, label, reason, detail))
 
@@ -389,6 +398,7 @@ class _DirectoryScanner:
             num_repeats=self.s.num_repeats,
             contributions=self._contributions(),
             issues=tuple(self.issues),
-            errors=tuple(self.errors),
+            errors=tuple(e.message for e in self.errors),
+            located_errors=tuple(self.errors),
             warnings=tuple(self.warnings),
         )

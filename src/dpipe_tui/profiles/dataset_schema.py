@@ -6,6 +6,10 @@ Why this shape:
   ``directory.get(key, dataset.get(key, default))``, so "unset" and "set to the default" differ (a
   directory value overrides the dataset value only when present). The defaults diffusion-pipe falls back
   to are given in each attribute docstring; :mod:`dpipe_tui.datasets.config` applies them.
+* Strict scalar types (:mod:`dpipe_tui.profiles.types`): diffusion-pipe uses TOML values as they
+  come, so ``num_repeats = "2"`` or ``enable_ar_bucket = "false"`` (a true string) must not validate;
+  floats accept integers as diffusion-pipe does. Lists and ``[w, h]`` pairs stay lax containers (TOML
+  arrays arrive as lists) with strict elements.
 * ``extra="allow"``: diffusion-pipe silently ignores unknown keys, and the profiles validator wants to
   warn about them with a "did you mean" instead of failing, so unknown keys land in ``model_extra`` and
   the known-key sets are exported (:data:`DATASET_KEYS`, :data:`DIRECTORY_KEYS`).
@@ -21,15 +25,17 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from dpipe_tui.profiles.types import Bool, Float, Int, Str
+
 RulesSeverity = Literal["error", "warning", "hint"]
 
-Resolution = float | tuple[float, float]
+Resolution = Float | tuple[Float, Float]
 """A side length (area = side²) or a ``[w, h]`` pair (only ``sqrt(w*h)`` matters)."""
 
-AspectRatio = float | tuple[float, float]
+AspectRatio = Float | tuple[Float, Float]
 """A width/height ratio, or a ``[w, h]`` pair turned into ``w / h``."""
 
-SizeBucket = tuple[int, int, int]
+SizeBucket = tuple[Int, Int, Int]
 """A fixed final size ``[width, height, frames]`` (Cosmos-style size buckets)."""
 
 MAX_RESOLUTIONS = 3
@@ -44,57 +50,57 @@ class _BucketKeys(BaseModel):
     resolutions: list[Resolution] | None = None
     """Target areas, one bucket set per entry; the dataset is effectively repeated once per entry.
     Required at dataset level unless ``size_buckets`` is used. More than 3 entries quit the run."""
-    enable_ar_bucket: bool | None = None
+    enable_ar_bucket: Bool | None = None
     """Bucket by aspect ratio. Default false: everything is centre-cropped into the AR 1.0 bucket."""
-    min_ar: float | None = None
+    min_ar: Float | None = None
     """Smallest w/h ratio of the geometric AR spacing (needed when AR bucketing is on without ar_buckets)."""
-    max_ar: float | None = None
+    max_ar: Float | None = None
     """Largest w/h ratio of the geometric AR spacing."""
-    num_ar_buckets: int | None = None
+    num_ar_buckets: Int | None = None
     """Number of ARs spaced geometrically (log space) over ``[min_ar, max_ar]``."""
     ar_buckets: list[AspectRatio] | None = None
     """Explicit aspect ratios (floats or ``[w, h]`` pairs); overrides min/max/num_ar_buckets."""
-    frame_buckets: list[int] | None = None
+    frame_buckets: list[Int] | None = None
     """Frame counts at the model's fps. Default ``[1]``; 1 is always added. Videos go to the longest
     bucket not longer than the clip; a clip shorter than every bucket is skipped."""
     size_buckets: list[SizeBucket] | None = None
     """Fixed ``[w, h, frames]`` sizes; replaces resolutions and AR buckets (Cosmos style)."""
-    num_repeats: float | None = None
+    num_repeats: Float | None = None
     """Epoch multiplier (sd-scripts semantics). Default 1; fractions truncate the length; must be > 0."""
-    shuffle_tags: bool | None = None
+    shuffle_tags: Bool | None = None
     """Default false. Same as ``cache_shuffle_num = 1`` when that is 0."""
-    cache_shuffle_num: int | None = None
+    cache_shuffle_num: Int | None = None
     """Default 0. Number of tag-shuffled caption variants cached per caption (each is a training item)."""
-    cache_shuffle_delimiter: str | None = None
+    cache_shuffle_delimiter: Str | None = None
     """Default ``", "``. Tag delimiter used for shuffling."""
-    caption_prefix: str | None = None
+    caption_prefix: Str | None = None
     """Default ``""``. Prepended to every caption."""
-    skip_empty_caption: bool | None = None
+    skip_empty_caption: Bool | None = None
     """Default **true**: an item without a caption is skipped; false trains it with an empty caption."""
-    shuffle_metadata: bool | None = None
+    shuffle_metadata: Bool | None = None
     """Default true. Deterministically shuffle the file list (seed = hash of the directory path)."""
-    online_captions: bool | None = None
+    online_captions: Bool | None = None
     """Default false. Read ``captions.json`` at training time (needs the file in the directory)."""
 
 
 class DirectoryConfig(_BucketKeys):
     """One ``[[directory]]`` table: a media folder plus overrides of the dataset-level keys."""
 
-    path: str
+    path: Str
     """Media folder (required). Not recursive: only its files are used; subfolders (incl. cache/) are
     ignored. A relative path resolves against diffusion-pipe's working directory (its checkout root)."""
-    mask_path: str | None = None
+    mask_path: Str | None = None
     """Folder of masks matched to media by file stem (any extension); the R channel is the loss weight."""
-    default_mask_file: str | None = None
+    default_mask_file: Str | None = None
     """Mask used for items that have none in ``mask_path``."""
-    control_path: str | None = None
+    control_path: Str | None = None
     """Edit datasets: folder of control images matched by stem; every target needs one (else RuntimeError)."""
 
 
 class DatasetConfig(_BucketKeys):
     """A whole dataset TOML file: dataset-level defaults plus the ``[[directory]]`` list."""
 
-    subsample_ratio: float | None = None
+    subsample_ratio: Float | None = None
     """Dataset level only. Keep only the first ``int(batches * ratio)`` batches of each epoch."""
     directory: list[DirectoryConfig] = []
     """The media folders. At least one is needed."""

@@ -72,6 +72,11 @@ def field_help(
     if not path:
         return None
     if kind != "dataset":
+        if path[:2] == ["model", "type"] and len(path) == 2 and model_type not in MODEL_CLASSES:
+            return (
+                "The model diffusion-pipe trains. Required; it decides which other [model] keys are "
+                "read. One of: " + ", ".join(MODEL_CLASSES)
+            )
         if path[0] == "model" and len(path) > 1:
             classes = (
                 [MODEL_CLASSES[model_type]] if model_type in MODEL_CLASSES else list(MODEL_CLASSES.values())

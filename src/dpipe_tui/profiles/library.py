@@ -29,6 +29,12 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 class LibraryError(Exception):
     """A library operation was refused (bad name, unknown recipe, file exists)."""
 
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
+        """True when the caller asked for something impossible (bad name, unknown recipe): a usage
+        error (CLI exit 2), not a failure of the operation."""
+
 
 @dataclass(frozen=True)
 class ProfileSummary:
@@ -65,13 +71,26 @@ class NewProfile:
 
 
 def recipes_dir() -> Path:
-    """``recipes/`` of the checkout (or of the home for an installed package)."""
+    """``recipes/`` of the checkout, else the copy shipped in the package, else the home's."""
     return paths.bundled_dir("recipes") or paths.home() / "recipes"
 
 
 def default_profiles_dir() -> Path:
-    """``profiles/`` of the checkout, else of the dpipe-tui home."""
-    return paths.bundled_dir("profiles") or paths.home() / "profiles"
+    """Where new profiles go: ``profiles/`` of the checkout, else of the dpipe-tui home.
+
+    Never the copy shipped inside an installed package (that is read-only data, listed by
+    :func:`list_profiles` as well).
+    """
+    checkout = paths.source_checkout()
+    return checkout / "profiles" if checkout is not None else paths.home() / "profiles"
+
+
+def _default_profile_dirs() -> list[Path]:
+    dirs = [default_profiles_dir()]
+    shipped = paths.bundled_dir("profiles")
+    if shipped is not None and shipped.resolve() != dirs[0].resolve():
+        dirs.append(shipped)  # the ready profiles of an installed package
+    return dirs
 
 
 def summarize(path: Path) -> ProfileSummary:
@@ -102,9 +121,12 @@ def summarize(path: Path) -> ProfileSummary:
 
 
 def list_profiles(dirs: list[Path] | None = None, *, include_datasets: bool = False) -> list[ProfileSummary]:
-    """Main profiles (and optionally dataset configs) in ``dirs`` (default: the profiles folder), by name."""
+    """Main profiles (and optionally dataset configs) in ``dirs``, by name.
+
+    Default ``dirs``: the profiles folder, plus the ready profiles shipped in an installed package.
+    """
     out: list[ProfileSummary] = []
-    for folder in dirs if dirs is not None else [default_profiles_dir()]:
+    for folder in dirs if dirs is not None else _default_profile_dirs():
         for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
             summary = summarize(path)
             if include_datasets or summary.kind != "dataset":
@@ -131,7 +153,8 @@ def check_name(name: str) -> str:
     if not NAME_RE.match(name) or ".." in name:
         raise LibraryError(
             f"invalid profile name {name!r}: use letters, digits, '.', '_' and '-' (max 64), starting with a "
-            "letter or digit"
+            "letter or digit",
+            usage=True,
         )
     return name
 
@@ -147,7 +170,9 @@ def new_profile(
     name = check_name(name)
     available = {r.name: r for r in list_recipes(recipes)}
     if recipe not in available:
-        raise LibraryError(f"unknown recipe {recipe!r}; available: {', '.join(sorted(available)) or 'none'}")
+        raise LibraryError(
+            f"unknown recipe {recipe!r}; available: {', '.join(sorted(available)) or 'none'}", usage=True
+        )
     chosen = available[recipe]
     dest = (dest_dir or default_profiles_dir()).resolve()
     main_path, dataset_path = dest / f"{name}.toml", dest / f"{name}.dataset.toml"

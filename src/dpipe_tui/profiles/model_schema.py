@@ -68,6 +68,8 @@ class _Comfy(_Base, _Timestep, _Shift):
 
 class SdxlModel(_Base):
     type: Literal["sdxl"]
+    """Model type 'sdxl': Stable Diffusion XL (one .safetensors checkpoint).
+    Required; it decides which other [model] keys are read."""
     checkpoint_path: Str
     """Single-file SDXL checkpoint. Required."""
     v_pred: Bool = False
@@ -86,6 +88,8 @@ class SdxlModel(_Base):
 
 class FluxModel(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["flux"]
+    """Model type 'flux': FLUX.1 (Diffusers folder, optional transformer file; Kontext via control images).
+    Required; it decides which other [model] keys are read."""
     diffusers_path: Str
     """Diffusers folder of Flux (dev or schnell). Required."""
     transformer_path: Str | None = None
@@ -98,6 +102,8 @@ class FluxModel(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class LtxVideoModel(_Base, _Timestep, _TransformerDtype):
     type: Literal["ltx-video"]
+    """Model type 'ltx-video': LTX-Video (Diffusers folder).
+    Required; it decides which other [model] keys are read."""
     diffusers_path: Str
     """Diffusers folder of LTX-Video (used for the text encoder). Required."""
     single_file_path: Str
@@ -108,6 +114,8 @@ class LtxVideoModel(_Base, _Timestep, _TransformerDtype):
 
 class HunyuanVideoModel(_Base, _Timestep, _TransformerDtype):
     type: Literal["hunyuan-video"]
+    """Model type 'hunyuan-video': HunyuanVideo (ckpt_path, or the four separate files).
+    Required; it decides which other [model] keys are read."""
     ckpt_path: Str | None = None
     """Official HunyuanVideo ckpts folder. Alternative to the four ComfyUI files."""
     transformer_path: Str | None = None
@@ -126,6 +134,8 @@ class HunyuanVideoModel(_Base, _Timestep, _TransformerDtype):
 
 class CosmosModel(_Base):
     type: Literal["cosmos"]
+    """Model type 'cosmos': NVIDIA Cosmos (original checkpoint files).
+    Required; it decides which other [model] keys are read."""
     transformer_path: Str
     """Cosmos transformer file. Required."""
     vae_path: Str
@@ -136,6 +146,8 @@ class CosmosModel(_Base):
 
 class Lumina2Model(_Base, _Timestep):
     type: Literal["lumina_2"]
+    """Model type 'lumina_2': Lumina Image 2.0.
+    Required; it decides which other [model] keys are read."""
     transformer_path: Str
     """Lumina 2 transformer file. Required."""
     llm_path: Str
@@ -150,6 +162,8 @@ class Lumina2Model(_Base, _Timestep):
 
 class WanModel(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["wan"]
+    """Model type 'wan': Wan 2.1 / 2.2 (variant autodetected from the checkpoint).
+    Required; it decides which other [model] keys are read."""
     ckpt_path: Str
     """Official Wan checkpoint folder (config.json, VAE, tokenizer). Required."""
     transformer_path: Str | None = None
@@ -166,6 +180,8 @@ class WanModel(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class ChromaModel(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["chroma"]
+    """Model type 'chroma': Chroma (Flux architecture: a Diffusers FLUX folder plus the Chroma file).
+    Required; it decides which other [model] keys are read."""
     diffusers_path: Str
     """Diffusers Flux folder (dev or schnell) for the VAE and T5. Required."""
     transformer_path: Str
@@ -174,6 +190,8 @@ class ChromaModel(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class HiDreamModel(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["hidream"]
+    """Model type 'hidream': HiDream-I1 (Diffusers folder plus Llama 3).
+    Required; it decides which other [model] keys are read."""
     diffusers_path: Str
     """Diffusers HiDream folder. Required."""
     llama3_path: Str
@@ -186,6 +204,8 @@ class HiDreamModel(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class Sd3Model(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["sd3"]
+    """Model type 'sd3': Stable Diffusion 3 / 3.5 (Diffusers folder).
+    Required; it decides which other [model] keys are read."""
     diffusers_path: Str
     """Diffusers SD3 folder. Required."""
 
@@ -221,20 +241,28 @@ class _CosmosPredict2(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class CosmosPredict2Model(_CosmosPredict2):
     type: Literal["cosmos_predict2"]
+    """Model type 'cosmos_predict2': Cosmos-Predict2.
+    Required; it decides which other [model] keys are read."""
 
 
 class AnimaModel(_CosmosPredict2):
     type: Literal["anima"]
+    """Model type 'anima': Anima (Cosmos-Predict2 architecture).
+    Required; it decides which other [model] keys are read."""
 
 
 class Omnigen2Model(_Base, _Timestep, _Shift):
     type: Literal["omnigen2"]
+    """Model type 'omnigen2': OmniGen2 (Diffusers folder).
+    Required; it decides which other [model] keys are read."""
     diffusers_path: Str
     """Diffusers OmniGen2 folder. Required."""
 
 
 class QwenImageModel(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["qwen_image"]
+    """Model type 'qwen_image': Qwen-Image / Qwen-Image-Edit.
+    Required; it decides which other [model] keys are read."""
     diffusers_path: Str | None = None
     """Diffusers Qwen-Image folder; or give transformer_path + text_encoder_path + vae_path."""
     transformer_path: Str | None = None
@@ -247,6 +275,8 @@ class QwenImageModel(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class HunyuanImageModel(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["hunyuan_image"]
+    """Model type 'hunyuan_image': HunyuanImage (ComfyUI files).
+    Required; it decides which other [model] keys are read."""
     transformer_path: Str
     """ComfyUI transformer file. Required."""
     vae_path: Str
@@ -259,6 +289,8 @@ class HunyuanImageModel(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class AuraFlowModel(_Base, _Timestep, _Shift, _TransformerDtype):
     type: Literal["auraflow"]
+    """Model type 'auraflow': AuraFlow.
+    Required; it decides which other [model] keys are read."""
     transformer_path: Str
     """Transformer file. Required."""
     text_encoder_path: Str
@@ -271,30 +303,44 @@ class AuraFlowModel(_Base, _Timestep, _Shift, _TransformerDtype):
 
 class ZImageModel(_Comfy):
     type: Literal["z_image"]
+    """Model type 'z_image': Z-Image (ComfyUI files).
+    Required; it decides which other [model] keys are read."""
 
 
 class HunyuanVideo15Model(_Comfy):
     type: Literal["hunyuan_video_15"]
+    """Model type 'hunyuan_video_15': HunyuanVideo 1.5 (ComfyUI files).
+    Required; it decides which other [model] keys are read."""
 
 
 class Flux2Model(_Comfy):
     type: Literal["flux2"]
+    """Model type 'flux2': FLUX.2 (ComfyUI files).
+    Required; it decides which other [model] keys are read."""
 
 
 class ErnieImageModel(_Comfy):
     type: Literal["ernie_image"]
+    """Model type 'ernie_image': ErnieImagePipeline (ComfyUI files, Flux2 VAE).
+    Required; it decides which other [model] keys are read."""
 
 
 class Ideogram4Model(_Comfy):
     type: Literal["ideogram4"]
+    """Model type 'ideogram4': Ideogram4Pipeline (ComfyUI files).
+    Required; it decides which other [model] keys are read."""
 
 
 class Krea2Model(_Comfy):
     type: Literal["krea2"]
+    """Model type 'krea2': Krea2Pipeline (ComfyUI files).
+    Required; it decides which other [model] keys are read."""
 
 
 class MinimaxH3Model(_Comfy):
     type: Literal["minimax_h3"]
+    """Model type 'minimax_h3': MinimaxH3Pipeline (ComfyUI files: image, video and audio).
+    Required; it decides which other [model] keys are read."""
     audio_vae: Str
     """Audio VAE file. Required."""
     cfg: Float | None = None
@@ -305,6 +351,8 @@ class MinimaxH3Model(_Comfy):
 
 class Ltx2Model(_Base, _Timestep, _Shift):
     type: Literal["ltx2"]
+    """Model type 'ltx2': LTX-2 (one ComfyUI file plus a text encoder).
+    Required; it decides which other [model] keys are read."""
     diffusion_model: Str
     """ComfyUI LTX2 file (the VAE is read from it too). Required."""
     text_encoder: Str

@@ -164,7 +164,8 @@ def validate_file(
     Args:
         path: the TOML file.
         check_paths: probe the filesystem (model files, dataset folders, ...); False skips every probe
-            (a dataset config named by a main config is still validated when it exists).
+            (a dataset config named by a main config is still validated when it exists, and a hint
+            says so when it does not).
         base_dir: where relative paths resolve (default: :func:`default_base_dir`).
         gpu_count: GPUs of the planned run, for pipeline_stages / gradient_release rules.
 
@@ -205,6 +206,14 @@ def _validate_children(
         if not child.is_file():
             if check_paths:
                 check_path(ctx, key, value, base, demo=demo, kind="file", what="dataset config")
+            else:  # say so: silence would read as "the dataset config is fine"
+                ctx.add(
+                    Severity.HINT,
+                    key,
+                    f"dataset config {child} not found; not validated",
+                    code="not-validated",
+                    fix="check the path, or validate without --no-paths to see why",
+                )
             continue
         try:
             child_text = child.read_text(encoding="utf-8")

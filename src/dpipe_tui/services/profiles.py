@@ -21,6 +21,7 @@ from dpipe_tui.profiles.library import (
     list_recipes,
     new_profile,
 )
+from dpipe_tui.profiles.positions import PositionIndex, format_key
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -74,35 +75,82 @@ class ValidationRun:
         return out
 
 
-def _summary(path: Path, report: ValidationReport, gpu_count: int | None) -> tuple[list[str], str | None]:
+_PATH_CODES = frozenset({"path-missing", "path-kind", "path-demo"})
+"""Findings of the path checks; a scan problem at the same key says the same thing again."""
+
+_SEVERITY = {"error": Severity.ERROR, "warning": Severity.WARNING, "hint": Severity.HINT}
+
+
+def _summary(fv: FileValidation, gpu_count: int | None) -> None:
+    """Fill ``fv``'s dataset summary and add the plan's problems to its findings."""
     try:
-        from dpipe_tui.datasets import DatasetConfigError, PlanError, plan_for_profile, summary_lines
+        from dpipe_tui.datasets import (
+            DatasetConfigError,
+            PlanError,
+            plan_for_profile,
+            plan_problems,
+            summary_lines,
+        )
     except ImportError:  # datasets package not installed in this build
-        return [], "dataset summary unavailable (dpipe_tui.datasets not importable)"
+        fv.summary_error = "dataset summary unavailable (dpipe_tui.datasets not importable)"
+        return
+    report = fv.report
     if report.base_dir is None or report.dataset_path is None or not report.dataset_path.is_file():
-        return [], None
+        return
     try:
-        plan = plan_for_profile(path, base_dir=report.base_dir, world_size=gpu_count or 1)
+        plan = plan_for_profile(fv.path, base_dir=report.base_dir, world_size=gpu_count or 1)
     except (PlanError, DatasetConfigError, OSError, ValueError) as exc:
-        return [], f"no dataset plan: {exc}"
-    return summary_lines(plan), None
+        fv.summary_error = f"no dataset plan: {exc}"
+        return
+    fv.dataset_summary = summary_lines(plan)
+    dataset = report.dataset_path
+    try:
+        index = PositionIndex(dataset.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        index = PositionIndex("")
+    mine = [f for f in report.findings if f.file == dataset]
+    covered = {f.key for f in mine if f.code in _PATH_CODES}
+    has_errors = any(f.severity is Severity.ERROR for f in mine)
+    for p in plan_problems(plan):
+        key = format_key(p.key)
+        if key in covered or (p.code == "dataset-settings" and has_errors):
+            continue  # already reported by the path checks or the dataset rules
+        line, col = index.nearest(p.key) or (1, 1)
+        report.findings.append(
+            Finding(_SEVERITY[p.severity], dataset, line, col, key, p.message, p.fix, p.code)
+        )
 
 
-def _run_base_dir(path: Path, home: Path) -> Path | None:
-    """Where ``run`` would resolve this main profile's relative paths (None: not a readable main profile)."""
+def _main_table(path: Path) -> dict[str, object] | None:
+    """The parsed main profile, or None when it is unreadable or not a main config."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # the validator reports unreadable files
+    return data if detect_kind(data) == "main" else None
+
+
+def _run_base_dir(path: Path, data: dict[str, object], home: Path) -> Path | None:
+    """Where ``run`` would resolve this main profile's relative paths (None: no usable engine)."""
     from dpipe_tui.services.engines import EngineError, choose_engine
     from dpipe_tui.services.settings import SettingsError, load_settings
 
+    table = data.get("dpipe_tui")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        if detect_kind(data) != "main":
-            return None
-        table = data.get("dpipe_tui")
         return choose_engine(
             load_settings(home), home, path.resolve(), table if isinstance(table, dict) else {}
         ).base_dir
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, SettingsError, EngineError):
-        return None  # the validator reports unreadable files; an unusable engine is run's error
+    except (SettingsError, EngineError):
+        return None  # an unusable engine is run's error
+
+
+def _profile_gpu_count(data: dict[str, object]) -> int | None:
+    """``len([dpipe_tui] gpus)``: the GPUs ``run`` uses when none are given (None when unset)."""
+    table = data.get("dpipe_tui")
+    gpus = table.get("gpus") if isinstance(table, dict) else None
+    if isinstance(gpus, list) and gpus and all(type(g) is int and g >= 0 for g in gpus):
+        return len(gpus)
+    return None  # unset, or wrong (the schema reports that)
 
 
 def validate_files(
@@ -113,16 +161,19 @@ def validate_files(
     Args:
         paths: the files.
         check_paths: probe the filesystem; False also skips the dataset scan.
-        gpu_count: GPUs of the planned run (parallelism rules and the plan's world size).
+        gpu_count: GPUs of the planned run (parallelism rules and the plan's world size); when None,
+            a main profile's ``[dpipe_tui] gpus`` list gives it, as it does for ``run``.
         home: the dpipe-tui home; when given, a main profile's relative paths resolve exactly as
             ``run`` would resolve them (same engine choice and settings).
     """
     out: list[FileValidation] = []
     for path in paths:
-        base_dir = _run_base_dir(path, home) if home is not None else None
-        report = validate_file(path, check_paths=check_paths, gpu_count=gpu_count, base_dir=base_dir)
+        data = _main_table(path)
+        base_dir = _run_base_dir(path, data, home) if home is not None and data is not None else None
+        gpus = gpu_count if gpu_count is not None or data is None else _profile_gpu_count(data)
+        report = validate_file(path, check_paths=check_paths, gpu_count=gpus, base_dir=base_dir)
         fv = FileValidation(path, report)
         if check_paths and report.kind == "main" and report.config is not None:
-            fv.dataset_summary, fv.summary_error = _summary(path, report, gpu_count)
+            _summary(fv, gpus)
         out.append(fv)
     return ValidationRun(out)
