@@ -1,7 +1,9 @@
-"""Telemetry benchmarks: parser throughput vs grep, tail of a 1 GB log, downsampling 1M points.
+"""Telemetry benchmarks: parser throughput vs grep, tail of a 1 GB log, drawing 1M loss points
+(downsampling, then rendering the result into a terminal braille chart).
 
-Run: ``.venv/bin/python benchmarks/bench_telemetry.py [--gb 1.0] [--lines 1000000]``. Prints figures;
-asserts nothing (budgets live here, not in unit tests). Temporary files go to a temp dir, deleted after.
+Run: ``.venv/bin/python benchmarks/bench_telemetry.py [--gb 1.0] [--lines 1000000] [--points 1000000]``.
+Prints figures; asserts nothing (budgets live here, not in unit tests). Temporary files go to a temp
+dir, deleted after.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from array import array
 from pathlib import Path
 
+from dpipe_tui.telemetry.chart import braille_chart
 from dpipe_tui.telemetry.downsample import lttb, minmax
 from dpipe_tui.telemetry.events import EventKind
 from dpipe_tui.telemetry.parse import ConsoleParser
@@ -101,15 +104,25 @@ def bench_tail(gb: float, tmp: Path) -> None:
     path.unlink()
 
 
-def bench_downsample(n: int) -> None:
+def bench_downsample(n: int, width: int = 120, height: int = 20) -> None:
+    """Downsample a loss series, then draw it: both steps of showing it, timed apart and together."""
     rnd = random.Random(0)
     xs = array("d", range(n))
     ys = array("d", (math.exp(-i / n) + rnd.random() * 0.05 for i in range(n)))
     for fn in (minmax, lttb):
         t0 = time.perf_counter()
-        out_x, _ = fn(xs, ys, 2000)
+        out_x, out_y = fn(xs, ys, 2000)
         dt = time.perf_counter() - t0
-        print(f"downsample {fn.__name__}: {n:,} -> {len(out_x):,} points in {dt * 1000:.0f} ms")
+        t1 = time.perf_counter()
+        chart = braille_chart(out_x, out_y, width, height)
+        dr = time.perf_counter() - t1
+        assert len(chart) == height
+        assert all(len(line) == width for line in chart)
+        print(
+            f"draw {fn.__name__}: {n:,} -> {len(out_x):,} points in {dt * 1000:.0f} ms, "
+            f"rendered into a {width}x{height} braille chart in {dr * 1000:.1f} ms "
+            f"(total {(dt + dr) * 1000:.0f} ms)"
+        )
 
 
 def main() -> None:

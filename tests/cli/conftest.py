@@ -10,9 +10,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from PIL import Image
 
 from dpipe_tui.runs.registry import Registry
-from tests.supervisor.conftest import _kill_leftovers, checkout  # noqa: F401  # re-exported fixture
+from tests.supervisor.conftest import (  # noqa: F401  # re-exported fixtures
+    _kill_leftovers,
+    builtin_profile,
+    checkout,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -57,6 +62,9 @@ def dp_profile(checkout: Path) -> Callable[..., Path]:  # noqa: F811
     (checkout / "flux").mkdir(exist_ok=True)
     (checkout / "chroma.safetensors").write_bytes(b"x")
     (checkout / "images").mkdir(exist_ok=True)
+    # One captioned image: launch pre-flight refuses a dataset diffusion-pipe would find empty.
+    Image.new("RGB", (512, 512), "gray").save(checkout / "images" / "a.png")
+    (checkout / "images" / "a.txt").write_text("a gray square")
     (checkout / "dataset.toml").write_text("resolutions = [512]\n\n[[directory]]\npath = 'images'\n")
 
     def make(name: str = "demo", **scripted: object) -> Path:

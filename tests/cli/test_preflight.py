@@ -81,3 +81,19 @@ def test_no_secret_reaches_the_registry(
     run_dir = Registry(env).run_dir(result.record.id)
     for path in run_dir.iterdir():
         assert secret not in path.read_text(errors="replace"), path.name
+
+
+def test_a_dataset_diffusion_pipe_would_find_empty_blocks_the_launch(
+    env: Path, dp_profile: Callable[..., Path], checkout: Path
+) -> None:
+    profile = dp_profile()
+    for item in (checkout / "images").iterdir():
+        item.unlink()
+    result = _launch(env, profile, engine="diffusion-pipe")
+    assert result.record is None
+    assert "error(s) in the profile" in (result.error or "")
+    located = [f for f in result.findings if f.code == "dataset-no-media"]
+    assert located, [f.code for f in result.findings]
+    assert located[0].file == checkout / "dataset.toml"
+    assert located[0].line == 4  # the [[directory]] path line
+    assert not Registry(env).scan()[0]  # nothing was registered

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,23 +72,54 @@ def test_resume_refuses_without_a_checkpoint(dp_env: Path, dp_profile: Callable[
     assert Registry(home).load(failed.id).attempt == 1
 
 
-def test_resume_from_rewrites_latest_and_keeps_the_old_value(
+def test_resume_from_rewrites_latest_last_and_keeps_every_old_value(
+    dp_env: Path, dp_profile: Callable[..., Path]
+) -> None:
+    home = dp_env
+    profile = dp_profile(steps=7, step_time=0.01, checkpoint_every=2, fail_at=7)
+    record = _ended(home, _launch(home, profile).id)
+    folder = Path(record.engine_run_dir or "")
+    history = folder / ".supervisor" / "latest.history"
+    assert read_latest(folder) == "global_step6"
+    with pytest.raises(runs.ServiceError, match="not a checkpoint"):
+        runs.resume_run(home, record.id, from_tag="global_step5")
+    original = profile.read_text()
+    profile.write_text(original.replace("rank = 4", "rank = 8"))
+    with pytest.raises(runs.ServiceError, match=r"\[adapter\] rank changed"):
+        runs.resume_run(home, record.id, from_tag="global_step2")
+    assert read_latest(folder) == "global_step6"  # a refused resume changed nothing
+    assert not history.exists()
+    profile.write_text(original)
+    result = runs.resume_run(home, record.id, from_tag="global_step2")
+    assert any(str(history) in w and "it named global_step6" in w for w in result.warnings)
+    assert read_latest(folder) == "global_step2"
+    assert not (folder.parent / ".supervisor").exists()  # nothing written into output_dir itself
+    _ended(home, record.id)
+    assert "Resuming at epoch: 1, step: 3" in Registry(home).console_log(record.id).read_text()
+    runs.resume_run(home, record.id, from_tag="global_step4")  # a second --from keeps the original
+    lines = history.read_text().splitlines()
+    assert [line.split("\t")[1] for line in lines] == [
+        "global_step6 -> global_step2",
+        "global_step6 -> global_step4",  # attempt 2 re-saved global_step6 and latest before failing
+    ]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line.split("\t")[0]) for line in lines)
+    assert history.stat().st_mode & 0o777 == 0o600
+    assert _ended(home, record.id).attempt == 3
+
+
+def test_resume_refuses_when_latest_names_a_missing_folder(
     dp_env: Path, dp_profile: Callable[..., Path]
 ) -> None:
     home = dp_env
     record = _ended(
-        home, _launch(home, dp_profile(steps=7, step_time=0.01, checkpoint_every=2, fail_at=7)).id
+        home, _launch(home, dp_profile(steps=5, step_time=0.01, checkpoint_every=2, fail_at=3)).id
     )
     folder = Path(record.engine_run_dir or "")
-    assert read_latest(folder) == "global_step6"
-    with pytest.raises(runs.ServiceError, match="not a checkpoint"):
-        runs.resume_run(home, record.id, from_tag="global_step5")
-    runs.resume_run(home, record.id, from_tag="global_step2")
-    assert (folder / ".supervisor" / "latest.prev").read_text() == "global_step6"
-    assert not (folder.parent / ".supervisor").exists()  # nothing written into output_dir itself
-    final = _ended(home, record.id)
-    assert "Resuming at epoch: 1, step: 3" in Registry(home).console_log(record.id).read_text()
-    assert final.attempt == 2
+    (folder / "latest").write_text("global_step40")
+    with pytest.raises(runs.ServiceError, match="names 'global_step40', which does not exist"):
+        runs.resume_run(home, record.id)
+    assert Registry(home).load(record.id).attempt == 1
+    assert read_latest(folder) == "global_step40"
 
 
 def test_resume_refuses_a_changed_model_and_warns_on_dataloader_changes(
@@ -96,15 +129,29 @@ def test_resume_refuses_a_changed_model_and_warns_on_dataloader_changes(
     profile = dp_profile(steps=5, step_time=0.01, checkpoint_every=2, fail_at=3, fail_only_fresh=True)
     record = _ended(home, _launch(home, profile).id)
     original = profile.read_text()
-    profile.write_text(original.replace("rank = 4", "rank = 8"))
-    with pytest.raises(runs.ServiceError, match=r"\[adapter\] changed"):
-        runs.resume_run(home, record.id)
-    profile.write_text(original.replace("\nepochs = 1\n", "\nepochs = 1\ngradient_accumulation_steps = 2\n"))
+    for old, new, refused in (
+        ("rank = 4", "rank = 8", r"\[adapter\] rank changed"),
+        ("type = 'chroma'", "type = 'flux'", r"\[model\] type changed"),
+        ("transformer_path = 'chroma.safetensors'", "transformer_path = 'flux'", r"transformer_path"),
+    ):
+        profile.write_text(original.replace(old, new))
+        with pytest.raises(runs.ServiceError, match=refused):
+            runs.resume_run(home, record.id)
+    # the OOM hint's own remedy, a dtype and the dataloader position: warnings, not refusals
+    changed = original.replace("\nepochs = 1\n", "\nepochs = 1\ngradient_accumulation_steps = 2\n")
+    changed = changed.replace("dtype = 'bfloat16'", "dtype = 'float16'\nblocks_to_swap = 4")
+    profile.write_text(changed)
     result = runs.resume_run(home, record.id)
     assert any("gradient_accumulation_steps changed" in w for w in result.warnings)
+    swap = "[model] blocks_to_swap changed (None -> 4): the checkpoint still loads"
+    assert any(swap in w for w in result.warnings)
+    assert any("[model] dtype changed" in w for w in result.warnings)
     assert "gradient_accumulation_steps = 2" in Path(result.record.config_path or "").read_text()
     frozen = tomllib.loads(Path(result.record.config_path or "").read_text())
     assert Path(frozen["dataset"]) == Registry(home).run_dir(record.id) / "dataset.toml"
+    baseline = json.loads((Registry(home).run_dir(record.id) / "attempts" / "1.json").read_text())
+    assert baseline["main"]["model"]["dtype"] == "bfloat16"  # attempt 1's configs survive the re-freeze
+    assert baseline["gpus"] == 1
     assert _ended(home, record.id).state is RunState.COMPLETED
 
 
@@ -133,6 +180,29 @@ def test_auto_resume_never_loops_on_the_same_failure(dp_env: Path, dp_profile: C
     assert final.state is RunState.FAILED
     assert final.attempt == 2  # resumed once from global_step2, failed again before a newer checkpoint
     assert final.auto_resumes_used == 1
+
+
+def test_auto_resume_never_retries_a_config_error_after_a_checkpoint(
+    dp_env: Path, dp_profile: Callable[..., Path]
+) -> None:
+    home = dp_env
+    profile = dp_profile(
+        steps=6,
+        step_time=0.01,
+        checkpoint_every=2,
+        fail_at=3,
+        exit_code=1,
+        fail_only_fresh=True,  # a resume would complete: only the policy can stop it
+        error="ValueError: Unknown lr_scheduler: 'cosinee'",
+    )
+    record = _launch(home, profile, auto_resume=3)
+    wait_for(
+        lambda: not _monitor_alive(home, record.id) and Registry(home).load(record.id).state.is_terminal, 60
+    )
+    final = Registry(home).load(record.id)
+    assert (final.state, final.failure_class) == (RunState.FAILED, "config_error")
+    assert final.checkpoint_tag == "global_step2"  # there was a checkpoint to resume from
+    assert (final.attempt, final.auto_resumes_used) == (1, 0)
 
 
 def _monitor_alive(home: Path, run_id: str) -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpipe_tui.runs.registry import Registry
+from dpipe_tui.services import runs
+from dpipe_tui.supervisor import procs
 from tests.cli.conftest import CLI, cli, cli_json
 from tests.supervisor.conftest import wait_for
 
@@ -152,6 +154,57 @@ def test_run_survives_client_kill_and_sighup(
     assert status["monitor_alive"] is True
     assert isinstance(status["last_step"], int)
     assert status["last_step"] > step
+
+
+def test_builtin_run_survives_its_client_and_a_killed_group_fails_at_once(
+    cli_home: Path, checkout: Path, builtin_profile: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Acceptance with the real built-in engine (one run serves both): survival, then truth."""
+    env = dict(os.environ, DPIPE_TUI_HOME=str(cli_home))
+    profile = builtin_profile(epochs="1000", save_every_n_epochs="1000", checkpoint_every_n_epochs="1000")
+    pidfile = tmp_path / "client.pid"
+    # The foreground client (it follows the run, so it is provably alive when killed) in a shell
+    # session standing in for the SSH login.
+    command = " ".join([*CLI, "run", str(profile)])
+    session = subprocess.Popen(
+        ["bash", "-c", f"{command} >/dev/null 2>&1 & echo $! > {pidfile}; wait"],
+        env=env,
+        start_new_session=True,
+    )
+    registry = Registry(cli_home)
+    wait_for(lambda: registry.ids() and pidfile.read_text().strip())
+    run_id = registry.ids()[0]
+    wait_for(lambda: (registry.load(run_id).last_step or 0) >= 2, 120, 0.2)
+    client_pid = int(pidfile.read_text())
+    assert os.getpgid(client_pid) == session.pid
+    os.kill(client_pid, signal.SIGKILL)
+    os.killpg(session.pid, signal.SIGHUP)
+    session.wait(timeout=10)
+    step = registry.load(run_id).last_step or 0
+    time.sleep(2.5)
+    status = _state(cli_home, checkout, run_id)
+    assert (status["state"], status["engine"], status["engine_alive"], status["monitor_alive"]) == (
+        "running",
+        "builtin",
+        True,
+        True,
+    )
+    assert status["last_step"] > step
+    # Truth: SIGKILL the runner, launcher and rank behind the supervisor's back.
+    live = registry.load(run_id)
+    assert len(procs.group_members(live.pgid)) >= 3
+    os.killpg(live.pgid or 0, signal.SIGKILL)
+    wait_for(lambda: not procs.is_alive(live.pid, live.pid_started), 5, 0.01)  # delivery is asynchronous
+    t0 = time.monotonic()
+    seen = runs.status(cli_home, run_id)
+    assert time.monotonic() - t0 < 2.0
+    assert seen.record.state.value == "failed"
+    assert seen.record.exit_code == -9
+    assert seen.record.failure_class
+    assert _state(cli_home, checkout, run_id)["state"] == "failed"  # a fresh client agrees
+    assert procs.group_members(live.pgid) == []
+    # spec §5.6: the supervisor never writes into output_dir; only the engine's run folder is there
+    assert os.listdir(tmp_path / "output") == [Path(seen.record.engine_run_dir or "").name]
 
 
 def test_ctrl_c_detaches_the_viewer(cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]) -> None:

@@ -94,3 +94,56 @@ def test_real_gpu_sample() -> None:
     assert gpu.memory_total > 0
     assert gpu.utilization is not None
     assert report.driver_version
+
+
+def test_failed_nvml_init_is_retried_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    if nvml_device_count():
+        pytest.skip("NVML works here: nothing fails to retry")
+    now = [0.0]
+    probe = NvmlProbe(retry_after=30.0, clock=lambda: now[0])
+    first = probe.sample()
+    assert not first.available
+    assert first.reason
+    if first.reason == "nvidia-ml-py is not installed":
+        pytest.skip("without the package there is nothing to retry")
+    assert probe.init_attempts == 1
+    now[0] = 29.0
+    assert probe.sample().reason == first.reason
+    assert probe.init_attempts == 1, "no NVML call inside the retry window"
+    now[0] = 31.0
+    assert not probe.sample().available  # still no driver on this machine, but it was asked again
+    assert probe.init_attempts == 2
+
+
+def test_first_cpu_figure_of_a_process_is_measured() -> None:
+    """psutil's first ``cpu_percent(interval=None)`` is always 0.0; the probe samples briefly instead."""
+    code = (
+        "import threading, time\n"
+        "stop = time.monotonic() + 1.5\n"
+        "def burn():\n"
+        "    while time.monotonic() < stop: pass\n"
+        "threading.Thread(target=burn, daemon=True).start()\n"
+        "from dpipe_tui.gpu.probe import host_snapshot\n"
+        "print(host_snapshot().cpu_percent)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert float(out.stdout) > 0.0
+
+
+def test_text_table_has_clocks_and_per_process_memory() -> None:
+    from dpipe_tui.services.gpus import report_rows
+
+    gpu = GpuSnapshot(
+        0,
+        name="NVIDIA H100 80GB HBM3",
+        memory_used=21 * 2**30,
+        memory_total=80 * 2**30,
+        clock_sm=1980.0,
+        clock_mem=2619.0,
+        processes=(GpuProcess(4242, 20.5 * 2**30), GpuProcess(4243, None)),
+    )
+    header, row = report_rows(GpuReport(True, None, (gpu,)))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["clk MHz"] == "1980/2619"
+    assert cells["pid:GiB"] == "4242:20.5,4243:-"
+    assert cells["mem GiB"] == "21.0/80.0"

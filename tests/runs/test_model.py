@@ -53,6 +53,15 @@ def test_json_round_trip_and_tolerance() -> None:
         RunRecord.from_json_dict({"engine": "builtin"})
 
 
+def test_exiting_is_a_live_view_that_is_never_read_from_disk() -> None:
+    assert RunState.EXITING.is_live  # its GPUs stay reserved, stop applies, resume and rm refuse
+    assert not RunState.EXITING.is_terminal
+    assert RunState.EXITING.is_view_only
+    assert not any(s.is_view_only for s in RunState if s is not RunState.EXITING)
+    with pytest.raises(RecordError, match="never stored"):
+        RunRecord.from_json_dict({**RECORD.to_json_dict(), "state": "exiting"})
+
+
 def test_nan_loss_is_stored_as_null() -> None:
     import dataclasses
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 import signal
 import subprocess
@@ -94,6 +95,66 @@ def test_registry_survives_a_writer_killed_mid_update(tmp_path: Path) -> None:
         steps.append(record.last_step or 0)
     assert max(steps) > 0
     reg.update(run_id, lambda r: dataclasses.replace(r, note="after"))  # the lock died with its holder
+    assert reg.load(run_id).note == "after"
+
+
+STOPPING_WRITER = """
+import dataclasses, os, signal, sys
+from pathlib import Path
+from dpipe_tui.runs.registry import Registry
+
+def stop_here():
+    os.kill(os.getpid(), signal.SIGSTOP)  # the test kills us while we are stopped here
+
+if sys.argv[3] == "before-replace":  # the temp file is complete; run.json not yet replaced
+    real_replace = os.replace
+    def replace(src, dst):
+        stop_here()
+        real_replace(src, dst)
+    os.replace = replace
+else:  # "mid-write": half of the new record is in the temp file
+    real_fdopen = os.fdopen
+    class Half:
+        def __init__(self, fh):
+            self.fh = fh
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            self.fh.close()
+        def write(self, data):
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            stop_here()
+            self.fh.write(data[len(data) // 2 :])
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+    os.fdopen = lambda fd, *args, **kwargs: Half(real_fdopen(fd, *args, **kwargs))
+Registry(Path(sys.argv[1])).update(sys.argv[2], lambda r: dataclasses.replace(r, note="new " * 500))
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-write", "before-replace"])
+def test_writer_killed_at_a_known_point_leaves_the_old_record(tmp_path: Path, where: str) -> None:
+    reg = Registry(tmp_path)
+    run_id = "20260101-0000-a-0001"
+    reg.create(dataclasses.replace(_record(run_id), note="old"))
+    proc = subprocess.Popen([sys.executable, "-c", STOPPING_WRITER, str(tmp_path), run_id, where])
+    _, status = os.waitpid(proc.pid, os.WUNTRACED)  # returns once the writer has stopped itself
+    assert os.WIFSTOPPED(status), f"writer ended before the fault point (status {status})"
+    [tmp] = [p for p in reg.run_dir(run_id).iterdir() if p.name.startswith(".run.json.")]
+    partial = tmp.read_text()
+    if where == "mid-write":  # provably mid-write: a non-empty prefix that is not a record yet
+        assert partial
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(partial)
+    else:
+        assert json.loads(partial)["note"].startswith("new ")
+    proc.kill()
+    proc.wait()
+    assert reg.load(run_id).note == "old"  # the old record, intact
+    records, problems = reg.scan()
+    assert ([r.id for r in records], problems) == ([run_id], [])
+    reg.update(run_id, lambda r: dataclasses.replace(r, note="after"))  # the killed writer's lock is gone
     assert reg.load(run_id).note == "after"
 
 

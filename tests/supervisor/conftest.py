@@ -4,9 +4,11 @@ whose train.py is the scripted trainer, and a ``deepspeed`` shim that execs it l
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ from dpipe_tui.supervisor import procs
 from dpipe_tui.supervisor.submit import SubmitSpec, submit
 
 HERE = Path(__file__).parent
+REPO = HERE.parents[1]
 
 SHIM = """#!{python}
 # Stand-in for the DeepSpeed runner: drop the runner flags, exec train.py with the rest (same pid).
@@ -125,3 +128,46 @@ def state_of(home: Path, run_id: str) -> str:
 
     registry = Registry(home)
     return reconcile(registry, registry.load(run_id)).state.value
+
+
+def shared_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny demo profile's folder, its generated model and images made once per session.
+
+    Kept under the session's base temp dir (not a fixture of one conftest), so the supervisor and the
+    CLI tests share one generation (~5 s) instead of paying it per test.
+    """
+    root = tmp_path_factory.getbasetemp() / "shared-tiny-demo"
+    folder = root / "profiles"
+    if not (root / "ready").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("tiny-demo.toml", "tiny-demo-dataset.toml"):
+            shutil.copy(REPO / "profiles" / name, folder / name)
+        subprocess.run(
+            [sys.executable, "-m", "dpipe_tui.engine.demo", "--profile", str(folder / "tiny-demo.toml")],
+            check=True,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+        )
+        (root / "ready").write_text("ok\n")
+    return folder
+
+
+BuiltinProfileFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def builtin_profile(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> BuiltinProfileFactory:
+    """Write a copy of the tiny demo profile (shared assets) whose ``output_dir`` is in ``tmp_path``."""
+    folder = shared_demo(tmp_path_factory)
+
+    def make(**changes: str) -> Path:
+        text = (folder / "tiny-demo.toml").read_text()
+        changes = {"output_dir": repr(str(tmp_path / "output")), **changes}
+        for key, value in changes.items():
+            text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+            assert n == 1, key
+        path = folder / f"tiny-demo-{tmp_path.name}.toml"
+        path.write_text(text)
+        return path
+
+    return make

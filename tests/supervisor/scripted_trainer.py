@@ -7,7 +7,8 @@ Behaviour comes from a ``[scripted]`` table in the main TOML:
 steps (int), step_time (s), checkpoint_every (steps), exit_code (int, exit with it at ``fail_at``),
 fail_at (step), hang (bool: ignore SIGINT/SIGTERM and sleep forever after startup), child (bool: start a
 child process in the same group), noise_rate (extra console lines per second), cache_time (s before
-the run folder appears), fail_only_fresh (bool: do not fail after a resume).
+the run folder appears), fail_only_fresh (bool: do not fail after a resume), error (the exception line
+printed at ``fail_at``, e.g. a config error; default a RuntimeError).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def main() -> int:
         log(f"{DS} step={step}, skipped=0, lr=[0.0001], mom=[[0.9, 0.99]]")
         log(f"steps: {step} loss: {0.5 / step:.4f} iter time (s): {step_time:.3f} samples/sec: 1.000")
         if fail_at is not None and step == int(fail_at) and not (resumed and sc.get("fail_only_fresh")):
-            log("Traceback (most recent call last):\nRuntimeError: scripted failure")
+            error = str(sc.get("error", "RuntimeError: scripted failure"))
+            log(f"Traceback (most recent call last):\n{error}")
             return int(sc.get("exit_code", 1))
         if every and step % every == 0:
             checkpoint(run_dir, step, epoch)

@@ -16,7 +16,7 @@ from dpipe_tui.runs.registry import Registry
 from dpipe_tui.services import runs
 from dpipe_tui.supervisor import procs
 from dpipe_tui.telemetry.events import Event, EventKind
-from tests.supervisor.conftest import wait_for
+from tests.supervisor.conftest import BuiltinProfileFactory, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,10 +48,10 @@ def _launch(home: Path, profile: Path, engine: str | None = None) -> RunRecord:
     return result.record
 
 
-def test_builtin_stop_then_resume_continues_the_step(home: Path, tmp_path: Path) -> None:
-    profile = _demo_profile(
-        tmp_path / "profiles", epochs="40", checkpoint_every_n_epochs="1", save_every_n_epochs="100"
-    )
+def test_builtin_stop_then_resume_continues_the_step(
+    home: Path, builtin_profile: BuiltinProfileFactory
+) -> None:
+    profile = builtin_profile(epochs="40", checkpoint_every_n_epochs="1", save_every_n_epochs="100")
     record = _launch(home, profile)
     registry = Registry(home)
     assert record.engine == "builtin"
@@ -116,3 +116,22 @@ def test_diffusion_pipe_path_with_a_stand_in_checkout(
     assert final.engine_run_dir is not None
     assert Path(final.engine_run_dir).parent == (tmp_path / ".demo" / "output" / "tiny-demo")
     assert (Path(final.engine_run_dir) / "epoch2").is_dir()
+
+
+def test_builtin_stop_loop_leaves_zero_processes(home: Path, builtin_profile: BuiltinProfileFactory) -> None:
+    """The stop loop on the real runner → launcher → rank group (the scripted 20-run loop covers more)."""
+    profile = builtin_profile(epochs="1000", save_every_n_epochs="1000", checkpoint_every_n_epochs="1000")
+    registry = Registry(home)
+    for i in range(3):
+        record = _launch(home, profile)
+
+        def whole_group(run_id: str = record.id) -> bool:
+            r = registry.load(run_id)
+            return r.state is RunState.RUNNING and len(procs.group_members(r.pgid)) >= 3
+
+        wait_for(whole_group, TIMEOUT, 0.1)  # runner, launcher and rank all started (still loading)
+        pgid = registry.load(record.id).pgid
+        result = runs.stop_run(home, record.id, now=bool(i % 2), timeout=30)
+        assert result.leftovers == (), f"run {i}: {result.message}"
+        assert procs.group_members(pgid) == [], f"run {i}"
+        assert result.record.state is RunState.STOPPED, f"run {i}"

@@ -13,6 +13,7 @@ import pytest
 
 from dpipe_tui.runs.model import RunState
 from dpipe_tui.runs.registry import Registry
+from dpipe_tui.services import runs
 from dpipe_tui.supervisor import control, procs
 from dpipe_tui.supervisor.reconcile import reconcile
 from tests.supervisor.conftest import ProfileFactory, Submitter, state_of, wait_for
@@ -126,8 +127,8 @@ def test_killed_engine_group_is_failed_within_two_seconds(
     os.killpg(live.pgid or 0, signal.SIGKILL)
     wait_for(lambda: not procs.is_alive(live.pid, live.pid_started), 5, 0.01)  # delivery is asynchronous
     t0 = time.monotonic()
-    seen = reconcile(reg, reg.load(record.id))
-    assert time.monotonic() - t0 < 2.5
+    seen = runs.status(home, record.id).record  # the status service, as `dpipe-tui status` calls it
+    assert time.monotonic() - t0 < 2.0
     assert seen.state is RunState.FAILED
     assert seen.exit_code == -9
     assert seen.failure_class
@@ -165,3 +166,30 @@ def test_reused_pid_never_looks_alive(
     )
     reg.save(fake)
     assert reconcile(reg, fake).state is RunState.LOST
+
+
+def test_engine_gone_with_a_stuck_monitor_shows_exiting_never_running(
+    home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> None:
+    record = submit_scripted(scripted_profile(steps=10_000, step_time=0.05))
+    wait_for(lambda: _running(home, record.id))
+    reg = Registry(home)
+    live = reg.load(record.id)
+    os.kill(live.monitor_pid or 0, signal.SIGSTOP)  # alive, but it cannot record anything
+    try:
+        os.killpg(live.pgid or 0, signal.SIGKILL)
+        wait_for(lambda: not procs.is_alive(live.pid, live.pid_started), 5, 0.01)
+        shown = runs.status(home, record.id)
+        assert shown.record.state is RunState.EXITING
+        assert shown.to_json_dict()["state"] == "exiting"  # what `status --json` prints
+        assert (shown.engine_alive, shown.monitor_alive) == (False, True)
+        assert reg.load(record.id).state is RunState.RUNNING  # the view is never stored
+        with pytest.raises(ValueError, match="never stored"):
+            reg.save(shown.record)
+        assert [s.record.state for s in runs.list_runs(home, dispatch=False).runs] == [RunState.EXITING]
+    finally:
+        os.kill(live.monitor_pid or 0, signal.SIGCONT)
+    wait_for(lambda: reg.load(record.id).state is RunState.FAILED, 10)  # the monitor records the truth
+    final = runs.status(home, record.id).record
+    assert final.exit_code == -9
+    assert final.failure_class

@@ -16,6 +16,7 @@ from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import Registry
 from dpipe_tui.supervisor import procs
 from dpipe_tui.supervisor.queue import dispatch
+from tests.supervisor.conftest import wait_for
 
 if TYPE_CHECKING:
     from tests.supervisor.conftest import ProfileFactory, Submitter
@@ -105,3 +106,27 @@ def test_fifo_per_gpu_set_and_disjoint_sets_side_by_side(
     states = {r.id: r.state for r in registry.scan()[0]}
     assert states[b.id] is RunState.QUEUED
     assert states[c.id] is RunState.QUEUED
+
+
+def test_the_ending_runs_monitor_starts_the_next_queued_run(
+    home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> None:
+    registry = Registry(home)
+    first = submit_scripted(scripted_profile("first", steps=10, step_time=0.05))
+    assert first.state is RunState.STARTING
+    second = submit_scripted(scripted_profile("second", steps=2, step_time=0.01), start=False)
+    # From here the test only reads run.json: no ls/status/dispatch of its own could start `second`.
+    seen: set[RunState] = set()
+
+    def second_done() -> bool:
+        seen.add(registry.load(second.id).state)
+        return registry.load(second.id).state.is_terminal
+
+    wait_for(second_done, 30, 0.02)
+    a, b = registry.load(first.id), registry.load(second.id)
+    assert (a.state, b.state) == (RunState.COMPLETED, RunState.COMPLETED)
+    assert RunState.QUEUED in seen  # it waited while `first` held GPU 0
+    assert b.started_at is not None
+    assert a.ended_at is not None
+    assert b.started_at >= a.ended_at  # dispatched only after `first` ended: by its monitor
+    assert b.monitor_pid not in (None, os.getpid(), a.monitor_pid)

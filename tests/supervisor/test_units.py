@@ -1,9 +1,11 @@
 """Pure pieces of the supervisor: the launch command per engine (spec §9), the console writer's
-``\\r`` handling, port allocation, settings errors."""
+``\\r`` handling, port allocation, settings errors, the resume profile check and its baseline."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
 import socket
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from dpipe_tui.services.settings import SettingsError, load_settings
 from dpipe_tui.supervisor.console import ConsoleWriter
 from dpipe_tui.supervisor.launch import build_command, resolve_deepspeed
 from dpipe_tui.supervisor.ports import free_port, port_is_free
+from dpipe_tui.supervisor.profile_diff import ConfigSnapshot, compare_snapshots
+from dpipe_tui.supervisor.refreeze import archive_attempt, baseline_for
 
 BASE = RunRecord(
     id="r",
@@ -56,6 +60,7 @@ def test_builtin_command(
     ]
     assert cmd.env.get("DS_ACCELERATOR") == accelerator
     assert cmd.env["NCCL_P2P_DISABLE"] == cmd.env["NCCL_IB_DISABLE"] == "1"
+    assert cmd.env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"  # CUDA's ids match NVML's (and --include)
     assert cmd.cwd == Path("/p")
 
 
@@ -89,6 +94,7 @@ def test_diffusion_pipe_command_resumes_an_explicit_folder() -> None:
         "--trust_cache",
     ]
     assert cmd.cwd == Path("/dp")
+    assert cmd.env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     with pytest.raises(ValueError, match="unknown engine"):
         build_command(dataclasses.replace(record, engine="torchrun"), 1)
 
@@ -158,3 +164,68 @@ def test_settings_errors_name_the_file_and_key(tmp_path: Path, monkeypatch: pyte
     assert load_settings(tmp_path).diffusion_pipe_path == Path("/dp")
     monkeypatch.setenv("DIFFUSION_PIPE_PATH", "/other")
     assert load_settings(tmp_path).diffusion_pipe_path == Path("/other")
+
+
+MAIN = {"model": {"type": "chroma", "transformer_path": "/m/c.safetensors", "dtype": "bfloat16"}}
+ADAPTER = {"type": "lora", "rank": 8, "dtype": "bfloat16"}
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value", "breaks"),
+    [
+        ("model", "type", "flux", True),
+        ("model", "transformer_path", "/m/other.safetensors", True),
+        ("model", "diffusers_path", "/m/flux", True),
+        ("model", "blocks_to_swap", 8, False),  # the OOM hint's own remedy must not refuse a resume
+        ("model", "dtype", "float16", False),
+        ("model", "transformer_dtype", "float8", False),
+        ("adapter", "rank", 16, True),
+        ("adapter", "type", "none", True),
+        ("adapter", "dtype", "float32", False),
+        ("adapter", "dropout", 0.1, False),
+        ("", "pipeline_stages", 2, True),
+        ("", "gradient_accumulation_steps", 4, False),
+    ],
+)
+def test_resume_profile_changes(table: str, key: str, value: object, breaks: bool) -> None:
+    old = ConfigSnapshot({**MAIN, "adapter": ADAPTER}, {"resolutions": [512]}, 1)
+    main: dict[str, object] = {"model": dict(MAIN["model"]), "adapter": dict(ADAPTER)}
+    target: dict[str, object] = main[table] if table else main  # type: ignore[assignment]
+    target[key] = value
+    [change] = compare_snapshots(old, ConfigSnapshot(main, {"resolutions": [512]}, 1))
+    assert change.breaks_loading is breaks
+    assert key in change.message
+
+
+def test_resume_profile_check_compares_gpus_and_dataset() -> None:
+    old = ConfigSnapshot(dict(MAIN), {"resolutions": [512]}, 2)
+    keys = [c.key for c in compare_snapshots(old, ConfigSnapshot(dict(MAIN), {"resolutions": [1024]}, 1))]
+    assert keys == ["dataset", "gpus"]
+    assert compare_snapshots(old, ConfigSnapshot(dict(MAIN), {"resolutions": [512]}, 2)) == []
+
+
+def test_baseline_is_the_attempt_that_wrote_the_checkpoint(tmp_path: Path) -> None:
+    import dataclasses
+
+    from dpipe_tui.checkpoints.resume import find_point
+
+    run_dir, engine_dir = tmp_path / "reg", tmp_path / "out" / "20260101_00-00-00"
+    run_dir.mkdir()
+    for step, written in ((2, 1100.0), (6, 2100.0)):  # attempt 1 started at 1000, attempt 2 at 2000
+        (engine_dir / f"global_step{step}").mkdir(parents=True)
+        states = engine_dir / f"global_step{step}" / "mp_rank_00_model_states.pt"
+        states.write_bytes(b"x")
+        os.utime(states, (written, written))
+    config = run_dir / "profile.toml"
+    for attempt, rank, started in ((1, 4, 1000.0), (2, 8, 2000.0)):
+        config.write_text(f"[adapter]\ntype = 'lora'\nrank = {rank}\n")
+        record = dataclasses.replace(
+            BASE, config_path=str(config), attempt=attempt, started_at=started, gpus=(0, 1)
+        )
+        archive_attempt(run_dir, record)
+    config.write_text("[adapter]\ntype = 'lora'\nrank = 16\n")  # re-frozen in place for attempt 3
+    assert archive_attempt(run_dir, record) == run_dir / "attempts" / "2.json"  # kept, not rewritten
+    assert json.loads((run_dir / "attempts" / "2.json").read_text())["main"]["adapter"]["rank"] == 8
+    old = baseline_for(run_dir, record, find_point(engine_dir, "global_step2"))
+    new = baseline_for(run_dir, record, find_point(engine_dir, "global_step6"))
+    assert (old.main["adapter"]["rank"], new.main["adapter"]["rank"], new.gpus) == (4, 8, 2)

@@ -103,3 +103,48 @@ def test_lttb_size_and_endpoints() -> None:
     assert (out_x[0], out_x[-1]) == (0.0, 9999.0)
     assert max(out_y) > 0.99
     assert lttb(xs[:10], ys[:10], 500) == (xs[:10], ys[:10])
+
+
+def test_log_tail_is_not_stuck_by_more_than_max_bytes_without_a_newline(tmp_path: Path) -> None:
+    path = tmp_path / "console.log"
+    bar = b"\r caching latents:  57%|#####     | 57/100 [00:12<00:09,  4.61it/s]"
+    storm = bar * (9 * 2**20 // len(bar))  # > the 8 MiB read limit, \r only (a tqdm bar)
+    path.write_bytes(b"before\n" + storm)
+    tail = LogTail(path)
+    got = tail.read_new()
+    assert got == ["before"]
+    while tail._tail.offset < path.stat().st_size:  # the rest of the storm is consumed, not re-read
+        assert tail.read_new() == []
+    assert len(tail._tail._rest) <= 2**20, "pending partial line stays bounded"
+    with path.open("ab") as fh:
+        fh.write(b"\r caching latents: 100%|##########| 100/100\nnext\n")
+    assert tail.read_new() == [" caching latents: 100%|##########| 100/100", "next"]
+
+
+def test_byte_tail_hands_out_a_huge_line_without_cr_in_pieces(tmp_path: Path) -> None:
+    from dpipe_tui.telemetry.store import ByteTail
+
+    path = tmp_path / "console.log"
+    path.write_bytes(b"x" * 2500 + b"\nok\n")
+    tail = ByteTail(path, max_partial=1000)
+    pieces: list[bytes] = []
+    while tail.offset < path.stat().st_size:
+        pieces += tail.read_new_lines(max_bytes=700)
+    assert pieces[-2:] == [b"x" * 500, b"ok"]
+    assert b"".join(pieces[:-1]) == b"x" * 2500
+    assert all(len(p) <= 1000 for p in pieces)
+
+
+def test_follow_line_tail_shares_the_tail(tmp_path: Path) -> None:
+    from dpipe_tui.supervisor.follow import LineTail
+
+    path = tmp_path / "console.log"
+    path.write_bytes(b"a\r" * (3 * 2**20) + b"b\nc")
+    tail = LineTail(path)
+    seen: list[str] = []
+    for _ in range(10):
+        seen += tail.read(max_bytes=1 << 20)
+    assert seen == ["\rb"]  # the superseded redraws are gone; the last one is kept with its \r
+    tail.offset = 0  # a follower may reposition it (e.g. after showing the last lines)
+    assert tail.read() == []  # 4 MiB of redraws, no newline yet: consumed, nothing to show
+    assert tail.read() == ["\rb"]

@@ -100,3 +100,51 @@ def test_tensor_scalars(tmp_path: Path) -> None:
     writer.close()
     events = TfEventsReader(tmp_path).read_new()
     assert [(e.data["tag"], e.data["step"], e.data["value"]) for e in events] == [("x/tensor", 4, 2.5)]
+
+
+def test_corrupt_length_header_keeps_the_good_records_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tmp_path / "src"
+    write_run(src)
+    (full,) = src.glob("events.out.tfevents.*")
+    data = full.read_bytes()
+    payloads, _ = read_records(data)
+    expected = TfEventsReader(src).read_new()
+    # corrupt the length header of the 7th record (the file-version record and 5 scalars precede it)
+    start = sum(12 + len(p) + 4 for p in payloads[:6])
+    broken = bytearray(data)
+    broken[start] ^= 0xFF
+    run = tmp_path / "run"
+    run.mkdir()
+    target = run / full.name
+    target.write_bytes(bytes(broken))
+    reader = TfEventsReader(run)
+    with caplog.at_level("WARNING"):
+        first = reader.read_new()
+        with target.open("ab") as fh:
+            fh.write(data[-40:])  # the writer goes on appending
+        assert reader.read_new() == []
+        assert reader.read_new() == []
+    kept = [e for p in payloads[:6] for e in _events_of(p)]
+    assert len(first) == len(kept) > 0  # the good records before the bad header are not lost
+    assert first == expected[: len(first)]
+    assert len([r for r in caplog.records if "corrupt record header" in r.message]) == 1
+    assert reader.corrupt == {target: start}
+    target.write_bytes(data)  # the block became valid (e.g. a lagging filesystem): reading resumes
+    assert first + reader.read_new() == expected
+    assert reader.corrupt == {}
+
+
+def _events_of(payload: bytes) -> list[object]:
+    from dpipe_tui.telemetry.tfrecord import decode_event
+
+    return list(decode_event(payload))
+
+
+def test_only_top_level_event_files_are_read(tmp_path: Path) -> None:
+    write_run(tmp_path)
+    write_run(tmp_path / "global_step10")  # never there in diffusion-pipe (spec §5.1): not walked
+    reader = TfEventsReader(tmp_path)
+    assert [p.parent for p in reader.files()] == [tmp_path]
+    assert len([e for e in reader.read_new() if e.get("tag") == "train/loss"]) == 10

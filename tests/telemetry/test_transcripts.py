@@ -219,3 +219,16 @@ def test_exit_codes_and_tail_lines(code: int | None, tail: str, expected: str) -
     failure = classify_failure(code, events, [tail])
     assert failure is not None
     assert failure.cls == expected
+
+
+def test_step_line_with_a_rank_prefix_is_kept() -> None:
+    parser = ConsoleParser(lambda: 1.0)
+    text = (
+        "[rank0]: [2026-08-21 14:02:11,218] [INFO] [logging.py:107:log_dist] [Rank 0] step=7, skipped=0, "
+        "lr=[5.15e-06], mom=[[0.9, 0.99]]\n"
+        "[rank0]: steps: 7 loss: 0.1936 iter time (s): 4.512 samples/sec: 0.887\n"
+        "[rank1]:steps: 8 loss: nan iter time (s): 4.000 samples/sec: 1.000\n"
+    )
+    steps = kinds(parser.feed(text) + parser.flush(), EventKind.STEP)
+    assert [(s.data["step"], s.data.get("lr")) for s in steps] == [(7, [5.15e-06]), (8, None)]
+    assert steps[0].data["loss"] == pytest.approx(0.1936)

@@ -3,15 +3,19 @@
 Why this care: diffusion-pipe resumes from whatever tag ``<run folder>/latest`` names and fails with a
 bare ``AssertionError`` when it is missing (spec §4.5), and no flag selects an older checkpoint. So
 the supervisor checks before it launches (``latest`` exists *and* names an existing, complete
-``global_stepN``), and resuming from an older checkpoint means rewriting ``latest``, which is done
-atomically with the previous value kept in ``<run folder>/.supervisor/latest.prev`` (inside the run
-folder, never in ``output_dir``, where any new entry would become the "newest run").
+``global_stepN``), and resuming from an older checkpoint means rewriting ``latest``. That rewrite is
+the very last step of a resume (after every check, so a refused resume changes nothing) and is
+atomic; each old value is first appended, with a timestamp, to ``<run folder>/.supervisor/
+latest.history`` (append-only, so a second ``--from`` never loses the original). The history lives
+inside the run folder (spec §5.6 allows it), never in ``output_dir``, where any new entry would
+become the "newest run".
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from dpipe_tui import fsutil, paths
 
 LATEST = "latest"
 SUPERVISOR_DIR = ".supervisor"
+LATEST_HISTORY = "latest.history"
 _TAG = re.compile(r"^global_step(\d+)$")
 
 
@@ -88,24 +93,61 @@ def check_resumable(run_folder: Path) -> ResumePoint:
     return point
 
 
-def set_latest(run_folder: Path, tag: str) -> ResumePoint:
-    """Point ``latest`` at ``tag`` atomically, keeping the old value in ``.supervisor/latest.prev``.
+def find_point(run_folder: Path, tag: str) -> ResumePoint:
+    """Return checkpoint ``tag`` of ``run_folder`` (a check only: nothing is written).
 
     Raises:
         NoCheckpoint: ``tag`` is not a complete checkpoint of this run folder.
     """
+    if not run_folder.is_dir():
+        raise NoCheckpoint(f"the run folder {run_folder} does not exist")
     point = next((p for p in resume_points(run_folder) if p.tag == tag), None)
     if point is None:
         known = ", ".join(p.tag for p in resume_points(run_folder)) or "none"
         raise NoCheckpoint(f"{tag!r} is not a checkpoint of {run_folder} (available: {known})")
     if not point.complete:
         raise NoCheckpoint(f"{point.path} is incomplete (no mp_rank_*_model_states.pt)")
-    previous = read_latest(run_folder)
-    if previous is not None and previous != tag:
-        backup_dir = paths.ensure_private_dir(run_folder / SUPERVISOR_DIR)
-        fsutil.atomic_write_text(backup_dir / "latest.prev", previous)
-    fsutil.atomic_write_text(run_folder / LATEST, tag, mode=0o644)
     return point
+
+
+@dataclass(frozen=True, slots=True)
+class LatestChange:
+    """What :func:`set_latest` did: ``previous`` is None when ``latest`` already named the tag."""
+
+    point: ResumePoint
+    previous: str | None
+    history: Path
+
+
+def latest_history(run_folder: Path) -> Path:
+    """Where the old values of ``latest`` are kept (one ``<UTC time>\t<old> -> <new>`` line each)."""
+    return run_folder / SUPERVISOR_DIR / LATEST_HISTORY
+
+
+def set_latest(run_folder: Path, tag: str, *, now: float | None = None) -> LatestChange:
+    """Point ``latest`` at ``tag`` atomically, first appending its old value to the history.
+
+    Call it last, after every other check of a resume has passed.
+
+    Raises:
+        NoCheckpoint: ``tag`` is not a complete checkpoint of this run folder.
+    """
+    point = find_point(run_folder, tag)
+    history = latest_history(run_folder)
+    previous = read_latest(run_folder)
+    if previous == tag:
+        return LatestChange(point, None, history)
+    paths.ensure_private_dir(history.parent)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
+    line = f"{stamp}\t{previous if previous is not None else '(none)'} -> {tag}\n"
+    fd = os.open(history, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:  # on disk before latest changes: a crash in between never loses the old value
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsutil.atomic_write_text(run_folder / LATEST, tag, mode=0o644)
+    return LatestChange(point, previous, history)
 
 
 def clear_signal_files(run_folder: Path) -> list[str]:

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from dpipe_tui.runs.model import RunRecord
+    from dpipe_tui.services.metrics import ProgressTracker
     from dpipe_tui.services.runs import RunStatus
     from dpipe_tui.telemetry.events import Event
+    from dpipe_tui.telemetry.progress import ProgressSnapshot
 
 RunArg = Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")]
 
@@ -118,20 +120,80 @@ def _print_table(rows: list[RunStatus]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _dur(sec: float | None) -> str:
+    """A duration for humans: 42s, 12m05s, 3h20m, 2.5d; '-' when unknown."""
+    if sec is None or not math.isfinite(sec):
+        return "-"
+    s = max(0, round(sec))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s / 86400:.1f}d"
+
+
+def _epoch_step(r: RunRecord, p: ProgressSnapshot | None) -> tuple[str, str]:
+    """("epoch 2/10", "step 130/500") from the progress snapshot, else from the record."""
+    step = p.step if p is not None and p.step is not None else r.last_step
+    total = p.total_steps if p is not None and p.total_steps else r.total_steps
+    epoch = p.epoch if p is not None and p.epoch is not None else r.last_epoch
+    epochs = p.epochs if p is not None else None
+    step_text = "-" if step is None else (f"{step}/{total}" if total else str(step))
+    if step is not None and total:
+        step_text += f" ({100 * min(step / total, 1.0):.0f}%)"
+    epoch_text = "-" if epoch is None else (f"{epoch}/{epochs}" if epochs else str(epoch))
+    return epoch_text, step_text
+
+
+def _rate(p: ProgressSnapshot | None) -> str:
+    if p is None or not p.steps_per_sec:
+        return "-"
+    sps = p.steps_per_sec
+    return f"{sps:.2f} it/s" if sps >= 1 else f"{sps:.2f} it/s ({_dur(p.sec_per_step)}/step)"
+
+
+def _progress_fields(r: RunRecord, p: ProgressSnapshot | None) -> list[tuple[str, str]]:
+    """Rows of ``status``: epoch, step of total, speed, ETA, next save/checkpoint, checkpoint age."""
+    epoch, step = _epoch_step(r, p)
+    rows = [("epoch", epoch), ("step", step)]
+    if p is None:
+        return [*rows, ("checkpoint", r.checkpoint_tag or "-")]
+    live = r.state.is_live
+    next_save = "-"
+    if live and p.next_save_step is not None:
+        next_save = f"step {p.next_save_step} (in {_dur(p.next_save_in_sec)})"
+    ckpt = r.checkpoint_tag or (
+        f"global_step{p.last_checkpoint_step}" if p.last_checkpoint_step is not None else "-"
+    )
+    if p.last_checkpoint_age_sec is not None:
+        ckpt += f" ({_dur(p.last_checkpoint_age_sec)} ago)"
+    rows += [
+        ("speed", _rate(p) if live else "-"),
+        ("eta", _dur(p.eta_sec) if live else "-"),
+        ("next save", next_save),
+        (
+            "next ckpt",
+            f"in {_dur(p.next_checkpoint_in_sec)}" if live and p.next_checkpoint_in_sec is not None else "-",
+        ),
+        ("checkpoint", ckpt),
+    ]
+    return rows
+
+
 def _print_status(s: RunStatus) -> None:
-    r = s.record
+    r, p = s.record, s.progress
     fields = [
         ("run", r.id),
         ("state", _state_text(s)),
         ("phase", r.phase or "-"),
-        ("step", _step_text(r)),
         ("loss", f"{r.last_loss:.4f}" if r.last_loss is not None else "-"),
-        ("epoch", str(r.last_epoch) if r.last_epoch is not None else "-"),
+        *_progress_fields(r, p),
         ("engine", f"{r.engine} (attempt {r.attempt})"),
         ("gpus", ("cpu slots " if r.cpu else "") + ",".join(map(str, r.gpus))),
         ("profile", r.profile_path),
         ("run folder", r.engine_run_dir or "-"),
-        ("checkpoint", r.checkpoint_tag or "-"),
         ("peak VRAM", f"{r.peak_vram_bytes / 2**30:.1f} GiB" if r.peak_vram_bytes else "-"),
         (
             "pid",
@@ -149,6 +211,8 @@ def _print_status(s: RunStatus) -> None:
         ]
     if r.resume_tag:
         fields.append(("resumed from", f"{r.resume_from}/{r.resume_tag}"))
+    if p is not None and r.state.is_live:
+        fields += [("warning", w) for w in p.warnings]
     for key, value in fields:
         print(f"{key:>12}: {value}")
 
@@ -238,27 +302,44 @@ def _follow(home: Path, run_id: str) -> int:
 
 
 class _Progress:
-    """Speed and ETA from the telemetry progress model (EMA of DeepSpeed's iter time)."""
+    """The run's progress through the services' tracker (plan from the frozen profile + step plan)."""
 
     def __init__(self) -> None:
-        from dpipe_tui.telemetry.progress import ProgressModel, ProgressPlan
+        self.tracker: ProgressTracker | None = None
+        self.warned: set[str] = set()
 
-        self._plan_type = ProgressPlan
-        self.model = ProgressModel()
-        self._total: int | None = None
+    def add(self, record: RunRecord, events: list[Event]) -> ProgressSnapshot:
+        if self.tracker is None:
+            from dpipe_tui.services.metrics import ProgressTracker
 
-    def add(self, record: RunRecord, events: list[Event]) -> tuple[float | None, str]:
-        if record.total_steps != self._total:
-            self._total = record.total_steps
-            self.model.plan = self._plan_type(total_steps=record.total_steps)
-        self.model.feed(events)
-        snap = self.model.snapshot()
-        eta = snap.eta_sec
-        if eta is None:
-            text = "-"
-        else:
-            text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta < 86400 else f"{eta / 86400:.1f}d"
-        return snap.steps_per_sec, text
+            self.tracker = ProgressTracker(record)
+        return self.tracker.update(record, events)
+
+    def new_warnings(self, snap: ProgressSnapshot) -> list[str]:
+        """Each progress warning once (printed below the bar / as a line)."""
+        fresh = [w for w in snap.warnings if w not in self.warned]
+        self.warned.update(fresh)
+        return fresh
+
+
+def _progress_info(r: RunRecord, p: ProgressSnapshot) -> str:
+    """One compact line: epoch, loss, it/s, ETA, next save, next checkpoint, checkpoint age."""
+    epoch, _ = _epoch_step(r, p)
+    loss = f"{r.last_loss:.4f}" if r.last_loss is not None and math.isfinite(r.last_loss) else "-"
+    parts = [f"epoch {epoch}", f"loss {loss}"]
+    if p.steps_per_sec:
+        parts.append(f"{p.steps_per_sec:.2f} it/s")
+    if p.eta_sec is not None:
+        parts.append(f"eta {_dur(p.eta_sec)}")
+    if p.next_save_in_sec is not None:
+        parts.append(f"save in {_dur(p.next_save_in_sec)}")
+    if p.next_checkpoint_in_sec is not None:
+        parts.append(f"ckpt in {_dur(p.next_checkpoint_in_sec)}")
+    if p.last_checkpoint_age_sec is not None:
+        parts.append(f"last ckpt {_dur(p.last_checkpoint_age_sec)} ago")
+    elif p.step:
+        parts.append("no ckpt yet")
+    return "  ".join(parts)
 
 
 class _PlainView:
@@ -271,23 +352,24 @@ class _PlainView:
         self.last_step: int | None = None
 
     def show(self, r: RunRecord, events: list[Event]) -> None:
-        rate, eta = self.progress.add(r, events)
+        snap = self.progress.add(r, events)
         if r.phase != self.phase:
             self.phase = r.phase
             print(f"[{r.state.value}] phase: {r.phase or '-'}", flush=True)
         now = time.monotonic()
         if r.last_step is not None and r.last_step != self.last_step and now - self.last_print >= 1.0:
             self.last_step, self.last_print = r.last_step, now
-            loss = f"{r.last_loss:.4f}" if r.last_loss is not None and math.isfinite(r.last_loss) else "-"
-            its = f"{rate:.2f} it/s" if rate else "- it/s"
-            print(f"step {_step_text(r)}  loss {loss}  {its}  eta {eta}", flush=True)
+            _, step = _epoch_step(r, snap)
+            print(f"step {step}  {_progress_info(r, snap)}", flush=True)
+        for warning in self.progress.new_warnings(snap):
+            print(f"warning: {warning}", flush=True)
 
     def close(self) -> None:
         sys.stdout.flush()
 
 
 class _TtyView:
-    """A rich progress bar: phase, step/total, loss, it/s, ETA."""
+    """A rich progress bar: phase, step/total, then epoch, loss, it/s, ETA, next save/checkpoint."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -305,15 +387,15 @@ class _TtyView:
         self.progress.start()
 
     def show(self, r: RunRecord, events: list[Event]) -> None:
-        rate, eta = self.model.add(r, events)
-        loss = f"{r.last_loss:.4f}" if r.last_loss is not None and math.isfinite(r.last_loss) else "-"
-        info = f"loss {loss}  {rate:.2f} it/s  eta {eta}" if rate else f"loss {loss}"
+        snap = self.model.add(r, events)
+        for warning in self.model.new_warnings(snap):
+            self.progress.console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
         self.progress.update(
             self.task,
             description=f"{r.state.value}/{r.phase or '-'}",
-            total=r.total_steps,
-            completed=r.last_step or 0,
-            info=info,
+            total=snap.total_steps or r.total_steps,
+            completed=snap.step or r.last_step or 0,
+            info=_progress_info(r, snap),
         )
 
     def close(self) -> None:

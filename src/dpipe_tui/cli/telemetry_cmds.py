@@ -6,11 +6,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dpipe_tui.cli import common
+
+if TYPE_CHECKING:
+    from dpipe_tui.services.metrics import MetricsSummary
 
 
 def register(app: typer.Typer) -> None:
@@ -24,35 +27,59 @@ def metrics(
         str, typer.Argument(help="Run id/prefix in the registry, a run folder, or a console log file.")
     ],
     *,
-    json_out: common.JsonOption = False,
-    summary: Annotated[bool, typer.Option("--summary", help="Print a summary instead of events.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Events as JSON lines (with --summary: the summary as JSON).")
+    ] = False,
+    events: Annotated[bool, typer.Option("--events", help="List the events, one a line.")] = False,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="The summary (the default without --json/--events).")
+    ] = False,
     home: common.HomeOption = None,
 ) -> None:
-    """Parse a run's console log: events as JSON lines (--json), or a summary (--summary)."""
+    """A run's telemetry: a summary table, or its events (--events; --json for JSON lines).
+
+    A registry run (id, prefix or folder) is read from its metrics.jsonl, which also holds the
+    TensorBoard eval and epoch losses; without one, and for a log FILE, the console log is parsed.
+    Exit codes: 0, 1 when the summary shows a failed run, 3 nothing found.
+    """
     from dpipe_tui.services import metrics as svc
 
     common.apply_home(home)
     try:
-        path = svc.resolve_log(target, Path(home).expanduser() if home else None)
+        source = svc.resolve_source(target, Path(home).expanduser() if home else None)
     except svc.LogNotFound as exc:
         common.fail(str(exc), common.ExitCode.NOT_FOUND)
-    if not summary:
+    if (json_out or events) and not summary:
         out = sys.stdout
-        for event in svc.iter_events(path):
+        for event in svc.iter_source_events(source):
             out.write(event.to_json() if json_out else _event_text(event.kind.value, event.to_json()))
             out.write("\n")
         return
-    result = svc.summarize_log(path)
+    result = svc.summarize_source(source)
     if json_out:
         print(json.dumps(result.to_dict(), default=str))
         return
+    for key, value in _summary_rows(result):
+        print(f"{key:<12} {value}")
+    if result.failure is not None:
+        raise typer.Exit(int(common.ExitCode.FAILED))
+
+
+def _summary_rows(result: MetricsSummary) -> list[tuple[str, str]]:
     rows = [
-        ("log", result.log),
+        ("source", f"{result.log} ({'events' if result.source == 'metrics.jsonl' else 'parsed log'})"),
         (
             "steps",
             f"{result.last_step if result.last_step is not None else '-'} ({result.steps_seen} printed)",
         ),
         ("last loss", "-" if result.last_loss is None else f"{result.last_loss:.4f}"),
+        ("epoch loss", "-" if result.epoch_loss is None else f"{result.epoch_loss:.4f}"),
+        (
+            "eval loss",
+            ", ".join(f"{name} {loss:.4f}" for name, loss in sorted(result.eval_loss.items()))
+            + (f" (step {result.eval_step})" if result.eval_step is not None else "")
+            or "-",
+        ),
         ("it/s", "-" if result.steps_per_sec is None else f"{result.steps_per_sec:.3f}"),
         ("epoch", str(result.epoch or "-")),
         ("saves", ", ".join(result.saves) or "-"),
@@ -67,10 +94,7 @@ def metrics(
             ("failure", f"{result.failure.cls}: {result.failure.message}"),
             ("hint", result.failure.hint),
         ]
-    for key, value in rows:
-        print(f"{key:<12} {value}")
-    if result.failure is not None:
-        raise typer.Exit(int(common.ExitCode.FAILED))
+    return rows
 
 
 def _event_text(kind: str, line: str) -> str:

@@ -93,13 +93,25 @@ class GpuProbe(Protocol):
         ...
 
 
-def host_snapshot() -> HostSnapshot:
-    """CPU and RAM now (cpu_percent since the previous call; None where psutil cannot tell)."""
+CPU_SAMPLE_S = 0.2
+"""Length of the first CPU sample of a process (psutil's first ``interval=None`` reading is 0.0)."""
+_cpu_primed = False
+
+
+def host_snapshot(cpu_sample: float = CPU_SAMPLE_S) -> HostSnapshot:
+    """CPU and RAM now; None where psutil cannot tell.
+
+    CPU % is measured since the previous call; the first call of a process has no previous one
+    (psutil would say 0.0), so it blocks for a short ``cpu_sample`` seconds to measure instead.
+    """
+    global _cpu_primed
     try:
         mem = psutil.virtual_memory()
         swap = psutil.swap_memory()
+        cpu = psutil.cpu_percent(interval=None if _cpu_primed else cpu_sample)
+        _cpu_primed = True
         return HostSnapshot(
-            cpu_percent=psutil.cpu_percent(interval=None),
+            cpu_percent=cpu,
             ram_used=float(mem.total - mem.available),
             ram_total=float(mem.total),
             ram_available=float(mem.available),
@@ -137,35 +149,54 @@ class FakeProbe:
 
 
 class NvmlProbe:
-    """Samples GPUs through NVML. Initialises on first use; failures become ``available=False``."""
+    """Samples GPUs through NVML. Initialises on first use; failures become ``available=False``.
 
-    def __init__(self) -> None:
+    A failed initialisation is retried after ``retry_after`` seconds (a driver that was being
+    installed or reloaded, a container whose devices appeared later), not remembered forever; a
+    missing ``nvidia-ml-py`` package is final.
+
+    Args:
+        retry_after: seconds before a failed NVML initialisation is tried again.
+        clock: monotonic time (injected for tests).
+    """
+
+    def __init__(self, retry_after: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._nvml: Any = None
         self._reason: str | None = None
         self._handles: list[Any] = []
+        self._retry_after = retry_after
+        self._clock = clock
+        self._failed_at: float | None = None
+        self.init_attempts = 0
+        """How many times NVML initialisation was tried (for diagnostics)."""
 
     def _init(self) -> bool:
         if self._nvml is not None:
             return True
-        if self._reason is not None:
+        if self._reason is not None and (
+            self._failed_at is None or self._clock() - self._failed_at < self._retry_after
+        ):
             return False
         try:
             import pynvml
         except ImportError:
-            self._reason = "nvidia-ml-py is not installed"
+            self._reason, self._failed_at = "nvidia-ml-py is not installed", None  # final
             return False
+        self.init_attempts += 1
         try:
             pynvml.nvmlInit()
             count = pynvml.nvmlDeviceGetCount()
             self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
         except pynvml.NVMLError_LibraryNotFound:
-            self._reason = "no NVIDIA driver (libnvidia-ml.so not found)"
-            return False
+            return self._failed("no NVIDIA driver (libnvidia-ml.so not found)")
         except pynvml.NVMLError as exc:
-            self._reason = f"NVML unavailable: {exc}"
-            return False
-        self._nvml = pynvml
+            return self._failed(f"NVML unavailable: {exc}")
+        self._nvml, self._reason, self._failed_at = pynvml, None, None
         return True
+
+    def _failed(self, reason: str) -> bool:
+        self._reason, self._failed_at = reason, self._clock()
+        return False
 
     def _query(self, fn: Callable[..., Any], *args: Any, default: Any = None) -> Any:
         """Call one NVML function; any NVML (or decoding) error gives ``default``."""

@@ -33,11 +33,19 @@ class RunState(StrEnum):
     FAILED = "failed"
     STOPPED = "stopped"
     LOST = "lost"
+    EXITING = "exiting"
+    """A view, never stored: the engine is gone but its (slow or stopped) monitor, still alive, has
+    not recorded the outcome yet. Readers show this instead of the stored ``running``."""
 
     @property
     def is_live(self) -> bool:
-        """True while a process may exist for the run (starting or running)."""
-        return self in (RunState.STARTING, RunState.RUNNING)
+        """True while a process may exist for the run (starting, running, or exiting)."""
+        return self in (RunState.STARTING, RunState.RUNNING, RunState.EXITING)
+
+    @property
+    def is_view_only(self) -> bool:
+        """True for states that readers derive and that are never written to ``run.json``."""
+        return self is RunState.EXITING
 
     @property
     def is_terminal(self) -> bool:
@@ -55,6 +63,8 @@ TRANSITIONS: Mapping[RunState, frozenset[RunState]] = {
     # A monitor that was merely slow may still record the true outcome after a reader said "lost".
     RunState.LOST: frozenset({RunState.QUEUED, RunState.FAILED, RunState.STOPPED, RunState.COMPLETED}),
     RunState.COMPLETED: frozenset(),
+    # A view (see RunState.EXITING): changes are made on the stored record, never on the view.
+    RunState.EXITING: frozenset(),
 }
 
 
@@ -156,6 +166,8 @@ class RunRecord:
             kwargs[key] = value
         try:
             kwargs["state"] = RunState(kwargs.get("state", RunState.QUEUED))
+            if kwargs["state"].is_view_only:
+                raise ValueError(f"state {kwargs['state'].value!r} is a reader's view, never stored")
             for key in ("argv", "extra_args"):
                 kwargs[key] = tuple(str(v) for v in _seq(kwargs.get(key, ())))
             kwargs["gpus"] = tuple(int(v) for v in _seq(kwargs.get("gpus", (0,))))

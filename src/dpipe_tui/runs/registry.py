@@ -109,6 +109,7 @@ class Registry:
         """
         paths.ensure_private_dir(self.root)
         run_dir = self.run_dir(record.id)
+        _refuse_view(record)
         if run_dir.exists():
             raise FileExistsError(run_dir)
         staging = self.root / f".new-{record.id}"
@@ -125,7 +126,12 @@ class Registry:
         return run_dir
 
     def save(self, record: RunRecord) -> None:
-        """Replace ``run.json`` atomically (temp file, fsync, rename)."""
+        """Replace ``run.json`` atomically (temp file, fsync, rename).
+
+        Raises:
+            ValueError: ``record`` is a reader's view (state ``exiting``), not a storable record.
+        """
+        _refuse_view(record)
         text = json.dumps(record.to_json_dict(), indent=2, sort_keys=True) + "\n"
         fsutil.atomic_write_text(self.run_dir(record.id) / RUN_JSON, text)
 
@@ -208,6 +214,14 @@ class Registry:
     def delete(self, run_id: str) -> None:
         """Remove a run folder and everything in it (callers check that the run is not live)."""
         shutil.rmtree(self.run_dir(run_id))
+
+
+def _refuse_view(record: RunRecord) -> None:
+    if record.state.is_view_only:
+        raise ValueError(
+            f"run {record.id}: state {record.state.value!r} is a reader's view and is never stored "
+            "(update the record read from disk instead)"
+        )
 
 
 __all__ = [

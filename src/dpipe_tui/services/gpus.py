@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from dpipe_tui.gpu.probe import GpuProbe, GpuReport, default_probe
+from dpipe_tui.gpu.probe import GpuProbe, GpuReport, GpuSnapshot, default_probe
 
 __all__ = ["default_probe", "host_line", "report_rows", "report_to_dict", "sample"]
 
@@ -32,9 +32,15 @@ def _num(value: float | None, fmt: str = "{:.0f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
+def _procs(gpu: GpuSnapshot) -> str:
+    """``pid:GiB`` per process, e.g. ``4242:10.2,4243:0.8`` (``pid:-`` where NVML cannot tell)."""
+    return ",".join(f"{p.pid}:{_gib(p.used_memory)}" for p in gpu.processes) or "-"
+
+
 def report_rows(report: GpuReport) -> list[list[str]]:
-    """Table rows: index, name, util %, memory used/total GiB, temp °C, power W, throttle, processes."""
-    rows = [["GPU", "name", "util%", "mem GiB", "temp", "power W", "throttle", "pids"]]
+    """Table rows: index, name, util %, memory used/total GiB, temp °C, power W, SM/memory clocks
+    MHz, throttle reasons, processes with their memory (``pid:GiB``)."""
+    rows = [["GPU", "name", "util%", "mem GiB", "temp", "power W", "clk MHz", "throttle", "pid:GiB"]]
     for gpu in report.gpus:
         rows.append(
             [
@@ -44,8 +50,9 @@ def report_rows(report: GpuReport) -> list[list[str]]:
                 f"{_gib(gpu.memory_used)}/{_gib(gpu.memory_total)}",
                 _num(gpu.temperature),
                 f"{_num(gpu.power_draw)}/{_num(gpu.power_limit)}",
+                f"{_num(gpu.clock_sm)}/{_num(gpu.clock_mem)}",
                 ",".join(gpu.throttle_reasons) or "-",
-                ",".join(str(p.pid) for p in gpu.processes) or "-",
+                _procs(gpu),
             ]
         )
     return rows

@@ -171,9 +171,26 @@ def validate_files(
         data = _main_table(path)
         base_dir = _run_base_dir(path, data, home) if home is not None and data is not None else None
         gpus = gpu_count if gpu_count is not None or data is None else _profile_gpu_count(data)
-        report = validate_file(path, check_paths=check_paths, gpu_count=gpus, base_dir=base_dir)
-        fv = FileValidation(path, report)
-        if check_paths and report.kind == "main" and report.config is not None:
-            _summary(fv, gpus)
-        out.append(fv)
+        out.append(validate_one(path, check_paths=check_paths, gpu_count=gpus, base_dir=base_dir))
     return ValidationRun(out)
+
+
+def validate_one(
+    path: Path, *, check_paths: bool = True, gpu_count: int | None = None, base_dir: Path | None = None
+) -> FileValidation:
+    """Validate one file exactly as ``validate`` does, dataset plan problems included.
+
+    ``run``'s pre-flight calls this too, so a dataset diffusion-pipe would reject (empty after
+    bucketing, a directory without media...) blocks the launch as it fails ``validate``.
+
+    Args:
+        path: the file (main or dataset config, detected).
+        check_paths: probe the filesystem; False also skips the dataset scan.
+        gpu_count: GPUs of the planned run.
+        base_dir: where relative paths resolve (None: the validator's default).
+    """
+    report = validate_file(path, check_paths=check_paths, gpu_count=gpu_count, base_dir=base_dir)
+    fv = FileValidation(path, report)
+    if check_paths and report.kind == "main" and report.config is not None:
+        _summary(fv, gpu_count)
+    return fv

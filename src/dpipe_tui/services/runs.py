@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
-from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, set_latest
+from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, find_point, set_latest
 from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import (
     AmbiguousRun,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from dpipe_tui.profiles import Finding
+    from dpipe_tui.telemetry.progress import ProgressSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -102,15 +103,21 @@ class RunStatus:
     engine_alive: bool
     monitor_alive: bool
     queue_position: int | None = None
+    progress: ProgressSnapshot | None = None
+    """Epoch/step, speed, ETA, next save/checkpoint (only :func:`status` fills it; listings don't)."""
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The record's JSON plus liveness (for ``--json``)."""
+        """The record's JSON plus liveness (for ``--json``) and progress when known."""
         data = self.record.to_json_dict()
         data.update(
             engine_alive=self.engine_alive,
             monitor_alive=self.monitor_alive,
             queue_position=self.queue_position,
         )
+        if self.progress is not None:
+            from dpipe_tui.services.metrics import progress_to_dict
+
+            data["progress"] = progress_to_dict(self.progress)
         return data
 
 
@@ -162,9 +169,10 @@ def launch(
                 f"no NVIDIA GPU ({reason}): diffusion-pipe needs CUDA; launching with "
                 "DS_ACCELERATOR=cpu anyway"
             )
-    from dpipe_tui.profiles import Severity, validate_file
+    from dpipe_tui.profiles import Severity
+    from dpipe_tui.services.profiles import validate_one
 
-    report = validate_file(profile, check_paths=True, base_dir=base_dir, gpu_count=len(gpus))
+    report = validate_one(profile, base_dir=base_dir, gpu_count=len(gpus)).report
     result.findings = list(report.findings)
     errors = [f for f in report.findings if f.severity is Severity.ERROR]
     if report.kind != "main":
@@ -233,10 +241,14 @@ def resolve(home: Path, ref: str) -> str:
 
 
 def status(home: Path, ref: str) -> RunStatus:
-    """One run, reconciled with the OS."""
+    """One run, reconciled with the OS, with its progress replayed from ``metrics.jsonl``."""
+    from dpipe_tui.services.metrics import run_progress
+
     registry = Registry(home)
     record = reconcile(registry, registry.load(registry.resolve(ref)))
-    return _status(registry, record, registry.scan()[0])
+    found = _status(registry, record, registry.scan()[0])
+    progress = run_progress(record, registry.metrics(record.id))
+    return dataclasses.replace(found, progress=progress)
 
 
 def read_log(home: Path, ref: str, lines: int = 50) -> tuple[list[str], int]:
@@ -318,12 +330,18 @@ def resume_run(
             f"run {run_id} has no engine run folder (it never got past loading); nothing to resume"
         )
     folder = Path(record.engine_run_dir)
-    try:
-        point = set_latest(folder, from_tag) if from_tag else check_resumable(folder)
+    try:  # every check first: a refused resume must leave `latest` as it was
+        point = find_point(folder, from_tag) if from_tag else check_resumable(folder)
+        warnings = refreeze_for_resume(registry, record, force=force, checkpoint=point)
+        if from_tag:  # last: rewrite `latest`, its old value appended to the history first
+            change = set_latest(folder, from_tag)
+            if change.previous is not None:
+                warnings.append(
+                    f"{folder}/latest now names {from_tag} (it named {change.previous}); every earlier "
+                    f"value is kept in {change.history}"
+                )
     except NoCheckpoint as exc:
         raise ServiceError(f"cannot resume {run_id}: {exc}") from exc
-    try:
-        warnings = refreeze_for_resume(registry, record, force=force)
     except ResumeRefused as exc:
         raise ServiceError(str(exc)) from exc
     registry.update(run_id, lambda cur: _requeue(cur, point.tag, str(folder), auto_resume))

@@ -121,6 +121,8 @@ def stop(
         graceful = procs.wait_until(
             lambda: not procs.is_alive(record.pid, record.pid_started), graceful_timeout, interval=0.2
         )
+    elif not now and record.pid is not None and not procs.is_alive(record.pid, record.pid_started):
+        say(f"the engine of {record.id} has already exited; making sure its process group is empty")
     elif not now:
         say(f"{record.id} has no run folder yet (still {record.phase or 'starting'}): stopping with signals")
     sent: list[str] = []
@@ -138,7 +140,7 @@ def stop(
     leftovers = tuple(procs.group_members(record.pgid))
     if quit_file is not None and not graceful:
         quit_file.unlink(missing_ok=True)  # a stale save_quit would end the next resume at its first step
-    final = _await_outcome(registry, record)
+    final = reconcile(registry, _await_outcome(registry, record))  # a stuck monitor shows "exiting"
     how = (
         "checkpoint saved (save_quit)"
         if graceful

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from dpipe_tui.runs.registry import RecordError, RunNotFound
 from dpipe_tui.supervisor.reconcile import reconcile
 from dpipe_tui.telemetry.events import Event
+from dpipe_tui.telemetry.store import ByteTail
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,30 +27,29 @@ if TYPE_CHECKING:
 
 
 class LineTail:
-    """Complete lines appended to a file since the last read (from ``offset``)."""
+    """Complete lines appended to a file since the last read (from ``offset``), decoded.
+
+    A thin text view of :class:`dpipe_tui.telemetry.store.ByteTail`, the one tail implementation
+    (partial lines wait, ``\\r``-only redraw storms cannot stall it, rotation/truncation restart).
+    """
 
     def __init__(self, path: Path, offset: int = 0) -> None:
         """Tail ``path`` starting at byte ``offset``."""
         self.path = path
-        self.offset = offset
-        self._rest = b""
+        self._tail = ByteTail(path, offset)
+
+    @property
+    def offset(self) -> int:
+        """Byte offset of the next read."""
+        return self._tail.offset
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self._tail.offset = value
 
     def read(self, max_bytes: int = 4 << 20) -> list[str]:
         """Return the new complete lines (a trailing partial line waits for its newline)."""
-        try:
-            with open(self.path, "rb") as fh:
-                size = os.fstat(fh.fileno()).st_size
-                if size < self.offset:  # truncated or replaced: start over
-                    self.offset, self._rest = 0, b""
-                fh.seek(self.offset)
-                data = fh.read(max_bytes)
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        buf = self._rest + data
-        lines = buf.split(b"\n")
-        self._rest = lines.pop()
-        return [line.decode("utf-8", errors="replace") for line in lines]
+        return [line.decode("utf-8", errors="replace") for line in self._tail.read_new_lines(max_bytes)]
 
 
 def last_lines(path: Path, n: int, *, block: int = 64 * 1024) -> tuple[list[str], int]:

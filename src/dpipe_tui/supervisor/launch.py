@@ -27,7 +27,14 @@ BUILTIN = "builtin"
 DIFFUSION_PIPE = "diffusion-pipe"
 ENGINES = (BUILTIN, DIFFUSION_PIPE)
 
-BASE_ENV: Mapping[str, str] = {"NCCL_P2P_DISABLE": "1", "NCCL_IB_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+BASE_ENV: Mapping[str, str] = {
+    "NCCL_P2P_DISABLE": "1",
+    "NCCL_IB_DISABLE": "1",
+    "PYTHONUNBUFFERED": "1",
+    # CUDA's default order is "fastest first", NVML's is PCI bus order: without this, `--include
+    # localhost:1` (chosen from NVML's list, e.g. the free GPU) may run on another GPU.
+    "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+}
 
 
 @dataclass(frozen=True, slots=True)

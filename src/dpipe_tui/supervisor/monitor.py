@@ -167,7 +167,7 @@ class Monitor:
                 console.write_note(f"dpipe-tui: engine exited; ending {len(leftovers)} leftover process(es)")
                 procs.terminate_group(proc.pid, steps=((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)))
             console.write_note(f"==== dpipe-tui: engine exited with code {exit_code} ====")
-        failure = classify(exit_code, list(events), list(console.tail))
+        failure = classify(exit_code, list(events), list(console.tail), config_path=record.config_path)
         return self._finish(record, exit_code=exit_code, summary=summary, failure=failure)
 
     def _pump(

@@ -3,13 +3,16 @@
 Why on every read: the registry is written by monitors that may be killed (kill -9, OOM killer,
 reboot) before they record anything. Each listing therefore checks the engine's group leader and the
 monitor by pid *and* start time. Engine alive: the record stands. Engine gone but monitor alive: the
-monitor is recording the outcome; give it a moment (it notices within a fraction of a second). Both
-gone: nobody will ever record the end, so the reader records ``lost`` (or ``failed`` when an exit
-code had been recorded) itself, under the run's lock.
+monitor is recording the outcome; give it a moment (it notices within a fraction of a second). If it
+still has not after that (a monitor that is stopped, swapping, or starved of CPU), the reader shows
+the run as ``exiting`` (a view, never stored: the monitor is alive and will record the true outcome),
+never as ``running``. Both gone: nobody will ever record the end, so the reader records ``lost`` (or
+``failed`` when an exit code had been recorded) itself, under the run's lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -65,12 +68,13 @@ def reconcile(
         if record.pid is None:
             return record  # the monitor is still starting the engine
         # The engine is gone; its monitor records the outcome within moments.
-        reread = _wait_for_outcome(registry, record, monitor_grace)
-        if reread is not None:
-            return reread
-        alive = liveness(record)
+        outcome, latest = _wait_for_outcome(registry, record, monitor_grace)
+        if outcome is not None:
+            return outcome
+        alive = liveness(latest)
         if alive.monitor:
-            return record
+            return exiting_view(latest)
+        record = latest
     if record.monitor_pid is None and clock() - (record.started_at or record.queued_at) < SPAWN_GRACE_S:
         return record  # a dispatcher has just marked it starting and is spawning the monitor
 
@@ -105,17 +109,36 @@ def reconcile(
         return record
 
 
-def _wait_for_outcome(registry: Registry, record: RunRecord, timeout: float) -> RunRecord | None:
+def exiting_view(record: RunRecord) -> RunRecord:
+    """``record`` as shown while its engine is gone and its live monitor has not recorded the end.
+
+    The result is never stored (``Registry.save`` refuses it): the monitor records the real outcome.
+    """
+    return dataclasses.replace(
+        record,
+        state=RunState.EXITING,
+        note=f"the engine has exited; its monitor (pid {record.monitor_pid}) has not recorded the "
+        "outcome yet (is it stopped or starved of CPU?)",
+    )
+
+
+def _wait_for_outcome(
+    registry: Registry, record: RunRecord, timeout: float
+) -> tuple[RunRecord | None, RunRecord]:
+    """Poll until the monitor records an outcome: (the outcome or None, the latest record read)."""
+    latest = record
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             current = registry.load(record.id)
         except (RunNotFound, RecordError):
-            return None
-        if not current.state.is_live:
-            return current
+            return None, latest
+        latest = current
+        # an ended attempt, or a new one the monitor started since (auto-resume) is the answer
+        if not current.state.is_live or (current.attempt, current.pid) != (record.attempt, record.pid):
+            return current, latest
         time.sleep(0.05)
-    return None
+    return None, latest
 
 
 def reconcile_all(registry: Registry) -> list[RunRecord]:

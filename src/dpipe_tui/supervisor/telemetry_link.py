@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+import tomllib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dpipe_tui.telemetry.events import Event, EventKind, Phase
 
@@ -98,12 +100,33 @@ def make_parser() -> Parser:
     return parser
 
 
-def classify(exit_code: int | None, events: Sequence[Event], tail: Sequence[str]) -> FailureInfo | None:
-    """Classify an ended attempt; None means it completed (``TRAINING COMPLETE!`` seen)."""
+def frozen_config(config_path: str | Path | None) -> dict[str, Any] | None:
+    """The frozen main TOML as a mapping (to tailor hints), or None when absent or unreadable."""
+    if not config_path:
+        return None
+    try:
+        return tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        log.info("cannot read %s for the failure hint: %s", config_path, exc)
+        return None
+
+
+def classify(
+    exit_code: int | None,
+    events: Sequence[Event],
+    tail: Sequence[str],
+    *,
+    config_path: str | Path | None = None,
+) -> FailureInfo | None:
+    """Classify an ended attempt; None means it completed (``TRAINING COMPLETE!`` seen).
+
+    ``config_path`` is the run's frozen profile: the CUDA OOM hint skips the levers it already uses
+    (e.g. ``blocks_to_swap``).
+    """
     try:
         from dpipe_tui.telemetry.failures import classify_failure
 
-        found = classify_failure(exit_code, events, tail)
+        found = classify_failure(exit_code, events, tail, config=frozen_config(config_path))
     except Exception:  # the monitor must record an outcome whatever telemetry does
         log.exception("classify_failure unavailable or failed; using the fallback")
     else:

@@ -7,8 +7,9 @@ process's own exit code). Both share one table of known failures, so the CLI, th
 always give the same class and hint for the same output.
 
 Order of evidence: a specific error seen in the output beats a signal in a return code (an OOM
-traceback explains the ``return code = 1`` that follows it), which beats a generic traceback; exit
-code 0 is success only with ``TRAINING COMPLETE!`` — otherwise one of the quit paths (spec §4.5).
+traceback explains the ``return code = 1`` that follows it), which beats a known phrase found loose in
+the console tail (such a line may be harmless), which beats a generic traceback; exit code 0 is
+success only with ``TRAINING COMPLETE!`` — otherwise one of the quit paths (spec §4.5).
 """
 
 from __future__ import annotations
@@ -192,10 +193,10 @@ def classify_text(text: str) -> Failure | None:
 
 _SIGNALS: Final = {9: "host_oom", 11: "segfault", 6: "abort", 15: "user_stop", 2: "user_stop"}
 _SIGNAL_HINTS: Final = {
-    "host_oom": "A process was SIGKILLed, almost always the Linux OOM killer (host RAM ran out, common while "
-    "loading big models or caching). Run once with --cache_only, then relaunch with --trust_cache; "
-    "watch RAM; "
-    "lower caching_batch_size / map_num_proc, or add swap.",
+    "host_oom": "If it was the OOM killer (`dmesg | grep -i oom` or `journalctl -k` shows it), host RAM ran "
+    "out, common while loading big models or caching: run once with --cache_only, then relaunch with "
+    "--trust_cache; lower caching_batch_size / map_num_proc, or add swap. If the kernel log shows no "
+    "OOM kill, something else sent SIGKILL (a scheduler, a container limit, `kill -9`).",
     "segfault": "A process crashed with a segmentation fault (native code: driver, CUDA kernels, a broken "
     "install). Check `dmesg`, driver/torch versions, and resume from the last checkpoint.",
     "abort": "A process aborted (SIGABRT), usually a C++ assertion in torch/NCCL; see the lines just above.",
@@ -219,6 +220,12 @@ def _from_signal(code: int, where: str) -> Failure | None:
     if sig is None or sig not in _SIGNALS:
         return None
     cls = _SIGNALS[sig]
+    if sig == 9:  # nothing in the output says who sent it: say so instead of asserting an OOM
+        message = (
+            f"{where} (return code {code}) was killed (SIGKILL): usually the host OOM killer; "
+            "or killed by someone else"
+        )
+        return Failure(cls, message, _SIGNAL_HINTS[cls])
     return Failure(cls, f"{where} exited with return code {code} (signal {sig})", _SIGNAL_HINTS[cls])
 
 
@@ -251,10 +258,8 @@ def classify_failure(
         if err.get("class") == "cuda_oom":
             hint = oom_hint(config, during_eval=bool(err.get("during_eval")))
         return Failure(str(err.get("class")), str(err.get("message", "")), hint)
-    for line in reversed(tail_lines[-200:]):
-        found = classify_text(line)
-        if found is not None and found.cls != "user_stop":
-            return found
+    # A signal in a return code is hard evidence; a loose line in the tail (say a harmless
+    # "No such file or directory" warning) is not, so it must not mask a -9 or -11.
     exit_codes = [
         int(e.get("code")) for e in events if e.kind is EventKind.EXIT and e.get("code") is not None
     ]
@@ -265,6 +270,10 @@ def classify_failure(
             return found
     if exit_code is not None and (found := _from_signal(exit_code, "The launcher")) is not None:
         return found
+    for line in reversed(tail_lines[-200:]):
+        found = classify_text(line)
+        if found is not None and found.cls != "user_stop":
+            return found
     signals = [e for e in events if e.kind is EventKind.INFO and e.get("code") == "launcher_signal"]
     if signals:
         return Failure("user_stop", str(signals[-1].get("message", "")), _SIGNAL_HINTS["user_stop"])
@@ -272,7 +281,11 @@ def classify_failure(
         err = errors[-1]
         return Failure(str(err.get("class")), str(err.get("message", "")), str(err.get("hint", "")))
     if any(line.strip() == "Killed" for line in tail_lines[-20:]):
-        return Failure("host_oom", "Killed", _SIGNAL_HINTS["host_oom"])
+        return Failure(
+            "host_oom",
+            "Killed (SIGKILL): usually the host OOM killer; or killed by someone else",
+            _SIGNAL_HINTS["host_oom"],
+        )
     return _quiet_exit(exit_code, events, kinds)
 
 

@@ -117,15 +117,15 @@ class ConsoleParser:
 
     # ---- one line ------------------------------------------------------------------------------
     def _line(self, line: str) -> None:
-        if line.startswith("steps: "):
-            self._step_line(line)
-            return
         rank: int | None = None
-        if line.startswith("[rank"):
+        if line.startswith("[rank"):  # strip torch.distributed's prefix before anything else
             match = L.RANK_PREFIX.match(line)
             if match:
                 rank = int(match[1])
                 line = line[match.end() :]
+        if line.startswith("steps: "):
+            self._step_line(line)
+            return
         if self._tracebacks.active:
             done = self._tracebacks.feed(rank, line)
             if done is not None:

@@ -36,8 +36,22 @@ class ProgressPlan:
     checkpoint_every_n_epochs: int | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], *, steps_per_epoch: int | None = None) -> ProgressPlan:
-        """Read the timing keys of a main TOML mapping (unknown/missing keys are None)."""
+    def from_config(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        steps_per_epoch: int | None = None,
+        total_steps: int | None = None,
+    ) -> ProgressPlan:
+        """Read the timing keys of a main TOML mapping (unknown/missing keys are None).
+
+        Args:
+            config: the main TOML as a mapping.
+            steps_per_epoch: from the dataset plan, when known.
+            total_steps: the dataset plan's total (epochs x steps/epoch, capped by max_steps). When
+                ``steps_per_epoch`` is not given it is derived from this total if the total is not
+                the ``max_steps`` cap (then it is exactly epochs x steps/epoch).
+        """
 
         def num(key: str) -> Any:
             value = config.get(key)
@@ -47,10 +61,20 @@ class ProgressPlan:
                 else None
             )
 
+        epochs, max_steps = num("epochs"), num("max_steps")
+        if (
+            steps_per_epoch is None
+            and total_steps
+            and isinstance(epochs, int)
+            and total_steps % epochs == 0
+            and (max_steps is None or total_steps < max_steps)
+        ):
+            steps_per_epoch = total_steps // epochs
         return cls(
             steps_per_epoch=steps_per_epoch,
-            epochs=num("epochs"),
-            max_steps=num("max_steps"),
+            epochs=epochs,
+            max_steps=max_steps,
+            total_steps=total_steps,
             save_every_n_epochs=num("save_every_n_epochs"),
             save_every_n_steps=num("save_every_n_steps"),
             checkpoint_every_n_minutes=num("checkpoint_every_n_minutes"),
@@ -114,6 +138,8 @@ class ProgressModel:
         self._train_start_t: float | None = None
         self._last_save: str | None = None
         self.completed = False
+        self.checkpoint_time_estimated = False
+        """True while the last checkpoint's time is the resume time, not its save time."""
 
     def feed(self, events: Iterable[Event]) -> None:
         """Fold events in order."""
@@ -174,14 +200,41 @@ class ProgressModel:
     def _on_resume(self, event: Event) -> None:
         self.epoch = int(event.data["epoch"])
         self.step = int(event.data["step"]) - 1
+        self._train_start_t = event.t
+        if self._ckpt_step == self.step and self._ckpt_t is not None:
+            return  # the checkpoint event of an earlier attempt was replayed: its time is the save time
+        # Only the resume time is known here; :meth:`note_checkpoint_time` may correct it later
+        # (e.g. from the global_stepN folder's mtime) so the age is not reset by the resume.
         self._ckpt_step = self.step
         self._ckpt_t = event.t
-        self._train_start_t = event.t
+        self.checkpoint_time_estimated = True
 
     def _on_checkpoint(self, event: Event) -> None:
         step = event.get("step")
         self._ckpt_step = int(step) if step is not None else self.step
         self._ckpt_t = event.t
+        self.checkpoint_time_estimated = False
+
+    def note_checkpoint_time(self, step: int, t: float) -> None:
+        """Set when checkpoint ``step`` was saved, if it is the last one and its time was only estimated.
+
+        After a resume the model knows the checkpoint's step but not when it was written; callers that
+        can stat the checkpoint folder pass its mtime here so "last checkpoint age" stays honest.
+        """
+        if self._ckpt_step == step and self.checkpoint_time_estimated:
+            self._ckpt_t = t
+            self.checkpoint_time_estimated = False
+
+    @property
+    def last_checkpoint_step(self) -> int | None:
+        """Step of the last checkpoint seen (or resumed from)."""
+        return self._ckpt_step
+
+    def set_plan(self, plan: ProgressPlan) -> None:
+        """Replace the plan (e.g. a resume re-froze the profile); a planned steps/epoch wins."""
+        self.plan = plan
+        if plan.steps_per_epoch:
+            self._spe = plan.steps_per_epoch
 
     def _on_save(self, event: Event) -> None:
         self._last_save = str(event.get("dir"))

@@ -22,41 +22,79 @@ if TYPE_CHECKING:
 _BLOCK = 64 * 1024
 
 
-class _ByteTail:
-    """Appended complete lines of a file, by byte offset."""
+MAX_PARTIAL = 1 << 20
+"""Longest unterminated tail kept pending; beyond it a ``\\r``-only redraw storm keeps its last redraw."""
 
-    def __init__(self, path: Path, offset: int = 0) -> None:
+
+class ByteTail:
+    """Complete lines appended to a file, by byte offset: the one tail every follower uses.
+
+    Everything read is consumed (``offset`` is where the next read starts); an unterminated last
+    piece waits in a buffer for its newline. A tqdm bar that redraws with ``\\r`` only can write
+    megabytes without a newline: once the pending piece (or a completed line) exceeds ``max_partial``
+    it is cut to its last ``\\r`` segment (the last update wins; earlier redraws are superseded), and a
+    genuinely huge line without any ``\\r`` is handed out in ``max_partial`` pieces, so a reader never
+    stalls and memory stays bounded. A replaced (new inode) or truncated file is read again from the start.
+
+    Args:
+        path: the file (it may not exist yet).
+        offset: byte offset to start from.
+        max_partial: see above.
+    """
+
+    def __init__(self, path: Path, offset: int = 0, *, max_partial: int = MAX_PARTIAL) -> None:
         self.path = Path(path)
-        self.offset = offset
+        self._offset = offset
+        self._rest = b""
+        self._max_partial = max_partial
         self._ident: tuple[int, int] | None = None
 
+    @property
+    def offset(self) -> int:
+        """Byte offset of the next read (a pending partial line lies just before it)."""
+        return self._offset
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self._offset, self._rest = value, b""
+
     def read_new_lines(self, max_bytes: int | None = None) -> list[bytes]:
+        """The complete lines appended since the last call (reading at most ``max_bytes``)."""
         try:
             with self.path.open("rb") as fh:
                 st = os.fstat(fh.fileno())
                 ident = (st.st_dev, st.st_ino)
-                if (self._ident is not None and ident != self._ident) or st.st_size < self.offset:
+                if (self._ident is not None and ident != self._ident) or st.st_size < self._offset:
                     self.offset = 0  # rotated or truncated
                 self._ident = ident
-                if st.st_size == self.offset:
+                if st.st_size == self._offset:
                     return []
-                fh.seek(self.offset)
-                want = st.st_size - self.offset
+                fh.seek(self._offset)
+                want = st.st_size - self._offset
                 data = fh.read(want if max_bytes is None else min(want, max_bytes))
         except FileNotFoundError:
             return []
-        end = data.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        return data[:end].split(b"\n")
+        self._offset += len(data)
+        lines = (self._rest + data).split(b"\n") if self._rest else data.split(b"\n")
+        self._rest = lines.pop()
+        for i, line in enumerate(lines):  # a completed redraw storm: only its last redraw matters
+            if len(line) > self._max_partial and (cut := line.rfind(b"\r")) > 0:
+                lines[i] = line[cut:]
+        if len(self._rest) > self._max_partial:
+            cut = self._rest.rfind(b"\r")
+            if cut > 0:
+                self._rest = self._rest[cut:]
+            while len(self._rest) > self._max_partial:
+                lines.append(self._rest[: self._max_partial])
+                self._rest = self._rest[self._max_partial :]
+        return lines
 
 
 class MetricsTail:
     """Incremental reader of ``metrics.jsonl``: :meth:`read_new` returns the events appended since."""
 
     def __init__(self, path: Path) -> None:
-        self._tail = _ByteTail(path)
+        self._tail = ByteTail(path)
 
     @property
     def offset(self) -> int:
@@ -82,7 +120,7 @@ class LogTail:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._tail = _ByteTail(self.path)
+        self._tail = ByteTail(self.path)
 
     def last_lines(self, n: int) -> list[str]:
         """The last ``n`` lines, reading backwards block by block; later reads start after them."""

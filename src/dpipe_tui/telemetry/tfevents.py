@@ -21,7 +21,13 @@ _PATTERN = "events.out.tfevents.*"
 
 
 class TfEventsReader:
-    """Reads new scalars from every event file in ``run_dir`` (and its subfolders) on each call.
+    """Reads new scalars from the event files at the top level of ``run_dir`` on each call.
+
+    Only the run folder's top level holds event files (spec §5.1; ``epochN/`` and ``global_stepN/``
+    never do), so a plain ``glob`` is enough: no walk of every checkpoint folder every poll. A corrupt
+    length header ends what can be framed: the good records before it are kept, the corruption is
+    logged once, and later calls only peek at that header (12 bytes) in case it becomes valid (a
+    block the writer had not finished yet can read as zeros on some filesystems).
 
     Args:
         run_dir: the engine's run folder (e.g. ``output_dir/20260821_14-02-30``).
@@ -30,21 +36,25 @@ class TfEventsReader:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self._offsets: dict[Path, int] = {}
-        self._broken: set[Path] = set()
+        self._corrupt: dict[Path, int] = {}
         self._quantiles: dict[tuple[str, int], dict[str, float]] = {}
 
     def files(self) -> list[Path]:
         """The event files, oldest first (names embed the creation time)."""
         if not self.run_dir.is_dir():
             return []
-        return sorted(self.run_dir.rglob(_PATTERN), key=lambda p: (p.name.split(".")[3:4], p.name))
+        found = (p for p in self.run_dir.glob(_PATTERN) if p.is_file())
+        return sorted(found, key=lambda p: (p.name.split(".")[3:4], p.name))
+
+    @property
+    def corrupt(self) -> dict[Path, int]:
+        """Files whose framing broke, with the byte offset of the bad header."""
+        return dict(self._corrupt)
 
     def read_new(self) -> list[Event]:
         """Events for the scalars appended since the last call."""
         out: list[Event] = []
         for path in self.files():
-            if path in self._broken:
-                continue
             for record in self._read_file(path):
                 event = self._to_event(record)
                 if event is not None:
@@ -58,9 +68,16 @@ class TfEventsReader:
                 size = fh.seek(0, 2)
                 if size < offset:  # truncated/replaced: start over
                     offset = 0
+                    self._corrupt.pop(path, None)
                 if size == offset:
                     return []
                 fh.seek(offset)
+                if self._corrupt.get(path) == offset:
+                    try:
+                        read_records(fh.read(12))
+                    except CorruptRecord:
+                        return []  # still broken: reported already, nothing more to frame
+                    fh.seek(offset)
                 buf = fh.read(size - offset)
         except OSError as exc:
             log.debug("cannot read %s: %s", path, exc)
@@ -68,9 +85,18 @@ class TfEventsReader:
         try:
             payloads, used = read_records(buf)
         except CorruptRecord as exc:
-            log.warning("%s: %s; ignoring the rest of this file", path, exc)
-            self._broken.add(path)
-            return []
+            payloads, used = exc.records, exc.offset
+            if path not in self._corrupt:
+                log.warning(
+                    "%s: corrupt record header at byte %d; kept the %d records before it, "
+                    "the rest cannot be read",
+                    path,
+                    offset + used,
+                    len(payloads),
+                )
+            self._corrupt[path] = offset + used
+        else:
+            self._corrupt.pop(path, None)
         self._offsets[path] = offset + used
         records: list[ScalarRecord] = []
         for payload in payloads:

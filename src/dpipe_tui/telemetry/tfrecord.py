@@ -43,7 +43,18 @@ def masked_crc(data: bytes) -> int:
 
 
 class CorruptRecord(ValueError):
-    """The length header fails its CRC: the rest of the file cannot be framed."""
+    """A length header fails its CRC: nothing after ``offset`` can be framed.
+
+    Attributes:
+        records: the payloads of the good records decoded before the corrupt header (keep them).
+        offset: where the corrupt header starts (the reader may retry there later: a writer that has
+            not finished a block on some filesystems shows zeros that become valid).
+    """
+
+    def __init__(self, message: str, records: list[bytes], offset: int) -> None:
+        super().__init__(message)
+        self.records = records
+        self.offset = offset
 
 
 def read_records(buf: bytes, offset: int = 0) -> tuple[list[bytes], int]:
@@ -54,7 +65,7 @@ def read_records(buf: bytes, offset: int = 0) -> tuple[list[bytes], int]:
         just after the last complete record (a truncated tail is left for the next read).
 
     Raises:
-        CorruptRecord: a length header is corrupt.
+        CorruptRecord: a length header is corrupt; it carries the good records read before it.
     """
     out: list[bytes] = []
     size = len(buf)
@@ -63,7 +74,7 @@ def read_records(buf: bytes, offset: int = 0) -> tuple[list[bytes], int]:
         (length,) = struct.unpack("<Q", header)
         (len_crc,) = struct.unpack("<I", buf[offset + 8 : offset + 12])
         if masked_crc(header) != len_crc:
-            raise CorruptRecord(f"bad length CRC at offset {offset}")
+            raise CorruptRecord(f"bad length CRC at offset {offset}", out, offset)
         end = offset + 12 + length + 4
         if end > size:
             break
