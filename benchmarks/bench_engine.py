@@ -21,6 +21,8 @@ import time
 import tomllib
 from pathlib import Path
 
+from dpipe_tui.supervisor.ports import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "tiny-demo.toml"
 PHASES = [
@@ -110,8 +112,8 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"host: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; work dir {work}")
     profile = _prepare(work)
-    _report("cold cache (first launch)", *_launch(profile, 29631))
-    _report("warm cache (second launch)", *_launch(profile, 29632))
+    _report("cold cache (first launch)", *_launch(profile, free_port()))
+    _report("warm cache (second launch)", *_launch(profile, free_port()))
     _imports()
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)

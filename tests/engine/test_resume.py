@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dpipe_tui.engine.trainer import DataState
 from tests.engine.conftest import (
     LAUNCH_TIMEOUT,
     engine_env,
@@ -93,6 +95,7 @@ def test_save_quit_and_resume_repeat_the_uninterrupted_run(tmp_path: Path, asset
     assert not list(run_b.glob("epoch*"))
     assert tags[-1] < 14
 
+    forks = {flag: _fork(tmp_path / flag, assets, run_b, tags[-1]) for flag in RESET_FLAGS}
     resumed = launch(stopped, "--resume_from_checkpoint")  # bare: the newest entry of output_dir
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert re.search(
@@ -108,3 +111,71 @@ def test_save_quit_and_resume_repeat_the_uninterrupted_run(tmp_path: Path, asset
     assert lora_a.keys() == lora_b.keys()
     for key, value in lora_a.items():
         torch.testing.assert_close(lora_b[key], value, rtol=1e-5, atol=1e-6)
+    # DeepSpeed's lr line: a plain resume continues the schedule (step 1 of run A had warmup lr)
+    lrs_a, lrs_b = _lrs(result.stdout), _lrs(resumed.stdout)
+    assert lrs_b[tags[-1] + 1] == lrs_a[tags[-1] + 1] != lrs_a[1]
+    _check_reset_optimizer(forks["reset_optimizer"], tags[-1], lrs_a)
+    _check_reset_dataloader(forks["reset_dataloader"], tags[-1])
+
+
+RESET_FLAGS = ("reset_optimizer", "reset_dataloader")
+STEPS_PER_EPOCH = 6  # 20 square images → 5 batches of 4, 4 wide ones → 1
+
+
+def _fork(folder: Path, assets: Assets, run_dir: Path, tag: int) -> Path:
+    """A profile whose output_dir holds a copy of the stopped run (stopped at step ``tag``)."""
+    max_steps = tag + (1 if folder.name == "reset_optimizer" else STEPS_PER_EPOCH + 1)
+    profile = make_profile(folder, assets, **(SETTINGS | {"max_steps": max_steps}))
+    shutil.copytree(run_dir, folder / "output" / run_dir.name)
+    return profile
+
+
+def _lrs(output: str) -> dict[int, str]:
+    """``[Rank 0] step=N, skipped=0, lr=[X]`` lines → {N: X} (DeepSpeed prints after each step)."""
+    return {
+        int(m[1]): m[2] for m in re.finditer(r"\[Rank 0\] step=(\d+), skipped=\d+, lr=\[([^\]]*)\]", output)
+    }
+
+
+def _final_state(profile: Path, step: int) -> dict[str, Any]:
+    (run_dir,) = run_dirs(profile.parent)
+    assert (run_dir / "latest").read_text() == f"global_step{step}"
+    path = run_dir / f"global_step{step}" / "mp_rank_00_model_states.pt"
+    state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+    return state
+
+
+def _position(steps: int) -> DataState:
+    """Where the data of an uninterrupted run stands after ``steps`` steps."""
+    state = DataState(STEPS_PER_EPOCH)
+    for _ in range(steps):
+        state.advance()
+    return state
+
+
+def _check_reset_optimizer(profile: Path, tag: int, lrs_a: dict[int, str]) -> None:
+    """train.py loads neither the optimizer nor the lr scheduler: AdamW and warmup start over."""
+    result = launch(profile, "--resume_from_checkpoint", "--reset_optimizer")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"Resuming at epoch: {_position(tag).epoch}, step: {tag + 1}" in result.stdout
+    assert _lrs(result.stdout)[tag + 1] == lrs_a[1]  # the warmup's first lr again
+    state = _final_state(profile, tag + 1)
+    assert state["lr_scheduler"]["last_epoch"] == 1  # run A's scheduler had counted tag + 1 steps
+    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {1}
+    assert state["custom_loader"] == _position(tag + 1).state_dict()  # the data goes on
+
+
+def _check_reset_dataloader(profile: Path, tag: int) -> None:
+    """train.py keeps the epoch number and restarts that epoch's data from its first batch."""
+    epoch = _position(tag).epoch
+    result = launch(profile, "--resume_from_checkpoint", "--reset_dataloader")
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:]
+    assert f"Resuming at epoch: {epoch}, step: {tag + 1}" in out
+    before_bump = out[: out.index(f"Started new epoch: {epoch + 1}")]
+    # a whole epoch runs after the resume before the next one starts (run A: only the rest of it)
+    assert max(int(n) for n in re.findall(r"(?m)^steps: (\d+) ", before_bump)) == tag + STEPS_PER_EPOCH
+    state = _final_state(profile, tag + STEPS_PER_EPOCH + 1)
+    assert state["custom_loader"] == {"epoch": epoch + 1, "num_batches_pulled": 2}
+    # the optimizer was restored: AdamW counted every step since step 1
+    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {tag + STEPS_PER_EPOCH + 1}

@@ -42,10 +42,16 @@ def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: As
     eval_cfg = write_toml(
         tmp_path / "eval.toml", {"resolutions": [64], "directory": [{"path": str(assets.eval_images)}]}
     )
+    few = tmp_path / "few"  # 2 images: less than one eval batch of 4
+    few.mkdir()
+    for stem in ("red-circle-large", "blue-square-small"):
+        for suffix in (".png", ".txt"):
+            shutil.copy(assets.eval_images / f"{stem}{suffix}", few / f"{stem}{suffix}")
+    few_cfg = write_toml(tmp_path / "few.toml", {"resolutions": [64], "directory": [{"path": str(few)}]})
     profile = make_profile(
         tmp_path,
         assets,
-        eval_datasets=[{"name": "shapes", "config": str(eval_cfg)}],
+        eval_datasets=[{"name": "shapes", "config": str(eval_cfg)}, {"name": "few", "config": str(few_cfg)}],
         eval_before_first_step=True,
         eval_every_n_epochs=2,
     )
@@ -64,6 +70,8 @@ def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: As
     positions = [out.index(m) for m in markers]
     assert positions == sorted(positions)
     assert re.search(r"\[Rank 0\] step=1, skipped=0, lr=\[", out)
+    skipped = "WARNING: eval dataset 'few' has no complete eval batch: no size bucket holds 4 samples"
+    assert out.count(skipped) == 1
     # output_dir holds exactly one run folder named by UTC time
     (run_dir,) = run_dirs(tmp_path)
     assert re.fullmatch(r"\d{8}_\d{2}-\d{2}-\d{2}", run_dir.name)
@@ -73,6 +81,7 @@ def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: As
         "profile.toml",
         "dataset.toml",
         "eval.toml",
+        "few.toml",
         "epoch1",
         "epoch2",
         "latest",
@@ -113,11 +122,12 @@ def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: As
     assert [s for s, _ in scalars["shapes/loss"]] == [0, steps]
     assert len([t for t in scalars if t.startswith("shapes/loss_quantile_")]) == 9
     assert "eval/eval_time_sec" in scalars
+    assert not [t for t in scalars if t.startswith("few/")]  # skipped, not logged as loss 0.0
     tb = dict(scalars["train/loss"])
     assert all(abs(tb[s] - v) < 1e-4 for s, v in step_losses(out).items())
 
 
-def test_cache_is_reused_and_regenerated(tmp_path: Path, assets: Assets) -> None:
+def test_cache_is_reused_trusted_invalidated_and_regenerated(tmp_path: Path, assets: Assets) -> None:
     images = tmp_path / "images"
     shutil.copytree(assets.images, images)
     profile = make_profile(tmp_path, assets, images=images)
@@ -127,19 +137,40 @@ def test_cache_is_reused_and_regenerated(tmp_path: Path, assets: Assets) -> None
     assert "[CACHE] Creating new shard" in first.stdout
     assert (images / "cache" / "chroma" / "cache_1.000x64x64x1" / "latents" / "metadata.json").is_file()
     assert not run_dirs(tmp_path)  # --cache_only stops before the run folder exists
-    second = launch(profile, "--cache_only")
-    assert second.returncode == 0
-    assert "[CACHE] Existing cache has fingerprint" in second.stdout
-    assert "Creating new shard" not in second.stdout
-    assert "Fingerprint changed" not in second.stdout
+    text_meta = images / "cache" / "chroma" / "text_embeddings_1" / "metadata.json"
+    latent_shards = sorted(images.glob("cache/chroma/cache_*/latents/shard_0.pt"))
+    assert len(latent_shards) == 2
+    latent_mtimes = [p.stat().st_mtime_ns for p in latent_shards]
+    before = json.loads(text_meta.read_text())
     (images / "red-circle-large.txt").write_text("a picture of a changed caption\n")
+    trusted = launch(profile, "--cache_only", "--trust_cache")
+    assert trusted.returncode == 0, trusted.stdout[-3000:]
+    assert "Fingerprint changed" not in trusted.stdout
+    assert "Storing new fingerprint" not in trusted.stdout
+    # nothing is rechecked or rebuilt: only the one caption without an embedding is added, and the
+    # store keeps its old fingerprint (trusting it does not make it up to date)
+    assert trusted.stdout.count("[CACHE] Creating new shard") == 1
+    after = json.loads(text_meta.read_text())
+    assert after == {"fingerprint": before["fingerprint"], "length": before["length"] + 1}
+    assert [p.stat().st_mtime_ns for p in latent_shards] == latent_mtimes
+    checked = launch(profile, "--cache_only")
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    # the two latent stores are reused as they are; only the text store is found stale and rebuilt
+    assert checked.stdout.count("[CACHE] Existing cache has fingerprint") == 3
+    assert checked.stdout.count("[CACHE] Fingerprint changed") == 1
+    assert checked.stdout.count("[CACHE] Creating new shard") == 1
+    rebuilt = json.loads(text_meta.read_text())
+    assert rebuilt["fingerprint"] != before["fingerprint"]
+    assert rebuilt["length"] == before["length"]  # rebuilt from scratch: the old caption is gone
+    assert [p.stat().st_mtime_ns for p in latent_shards] == latent_mtimes
     third = launch(profile, "--cache_only", "--regenerate_cache")
     assert third.returncode == 0
     assert third.stdout.count("[CACHE] Creating new shard") == 3  # two latent buckets + text, all rebuilt
+    assert "Fingerprint changed" not in third.stdout
 
 
 def test_two_processes_data_parallel(tmp_path: Path, assets: Assets) -> None:
-    profile = make_profile(tmp_path, assets, epochs=1)
+    profile = make_profile(tmp_path, assets, epochs=1, save_dtype="bfloat16")
     result = launch(profile, procs=2)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Global batch size = 8" in result.stdout
@@ -148,7 +179,11 @@ def test_two_processes_data_parallel(tmp_path: Path, assets: Assets) -> None:
     # 20 square images → 2 batches of 8; the 4 wide ones are dropped (not enough for a global batch)
     assert max(step_losses(result.stdout)) == 2
     assert "being completely dropped" in result.stdout
-    assert (run_dir / "epoch1" / "adapter_model.safetensors").is_file()
+    # save_dtype is honoured on the CPU too (the run itself computes in float32)
+    assert "CPU run: computing and storing in float32" in result.stdout
+    keys, _, tensors = _adapter_keys(run_dir / "epoch1")
+    assert keys
+    assert {t.dtype for t in tensors.values()} == {torch.bfloat16}
 
 
 def test_two_pipeline_stages(tmp_path: Path, assets: Assets) -> None:

@@ -4,6 +4,8 @@ adapter round trip, epoch planning, loader state, timestep sampling and config f
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,7 +17,7 @@ from dpipe_tui.engine.demo import TINY_TRANSFORMER
 from dpipe_tui.engine.trainer import DataState
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterator
 
     from tests.engine.conftest import Assets
 
@@ -139,6 +141,20 @@ def test_shuffle_tags_and_prefix_make_caption_variants(tmp_path: Path) -> None:
     assert all(
         c.startswith("photo: ") and sorted(c[7:].split(", ")) == ["blue", "red", "tag0"] for c in captions
     )
+    # shuffle_tags alone: one shuffled variant per image, the same one in every resolution's bucket
+    (tmp_path / "two").mkdir()
+    scan = _scan(tmp_path / "two", [(64, 64)] * 4, shuffle_tags=True, resolutions=[64, 128])
+    assert sorted(scan.samples_by_bucket) == [(1.0, 64, 64, 1), (1.0, 128, 128, 1)]
+    small, large = (
+        sorted((s.image, s.caption) for s in scan.samples_by_bucket[b])
+        for b in ((1.0, 64, 64, 1), (1.0, 128, 128, 1))
+    )
+    assert small == large
+    assert len(small) == 4
+    originals = {f"img{i}.png": f"tag{i}, red, blue" for i in range(4)}
+    for image, caption in small:
+        assert sorted(caption.split(", ")) == sorted(originals[Path(image).name].split(", "))
+    assert any(caption != originals[Path(image).name] for image, caption in small)
 
 
 def test_data_state_round_trips_like_diffusion_pipes_loader() -> None:
@@ -176,12 +192,18 @@ def test_timesteps_stay_in_range(cfg: dict[str, Any], low: float, high: float) -
 def test_bad_config_lists_every_finding_with_location(tmp_path: Path, assets: Assets) -> None:
     from tests.engine.conftest import make_profile
 
-    profile = make_profile(tmp_path, assets, optimizer={"type": "adamw8bit"}, adapter={"alpha": 4})
+    profile = make_profile(
+        tmp_path, assets, epochs="many", optimizer={"type": "adamw8bit"}, adapter={"alpha": 4}
+    )
     text = profile.read_text()
     with pytest.raises(ConfigError) as info:
         load_config(profile)
     keys = {p.key for p in info.value.problems}
-    assert {"optimizer.type", "adapter.alpha"} <= keys
+    assert {"epochs", "optimizer.type", "adapter.alpha"} <= keys
+    # only the project's validator checks types: it ran, with its message and location
+    epochs = next(p for p in info.value.problems if p.key == "epochs")
+    assert "valid integer" in epochs.message
+    assert (epochs.line, epochs.column) == locate(text, "epochs")
     problem = next(p for p in info.value.problems if p.key == "optimizer.type")
     assert (problem.line, problem.column) == locate(text, "optimizer.type")
     assert problem.line is not None
@@ -199,14 +221,25 @@ def test_relative_paths_resolve_against_the_profile_folder(tmp_path: Path, asset
     assert config["output_dir"] == str(tmp_path / "output")
 
 
-@pytest.mark.parametrize(("mbs", "gas", "world"), [(4, 1, 1), (2, 2, 1), (4, 1, 2), (3, 1, 1)])
+@pytest.mark.parametrize(
+    ("mbs", "gas", "world", "ds"),
+    [
+        (4, 1, 1, {}),
+        (2, 2, 1, {}),
+        (4, 1, 2, {}),
+        (3, 1, 1, {}),
+        (4, 1, 1, {"resolutions": [64, 96], "shuffle_tags": True}),
+    ],
+)
 def test_epoch_length_matches_the_supervisors_plan(
-    tmp_path: Path, assets: Assets, mbs: int, gas: int, world: int
+    tmp_path: Path, assets: Assets, mbs: int, gas: int, world: int, ds: dict[str, Any]
 ) -> None:
     from dpipe_tui.datasets import plan_for_profile
     from tests.engine.conftest import make_profile
 
-    profile = make_profile(tmp_path, assets, micro_batch_size_per_gpu=mbs, gradient_accumulation_steps=gas)
+    profile = make_profile(
+        tmp_path, assets, micro_batch_size_per_gpu=mbs, gradient_accumulation_steps=gas, dataset_overrides=ds
+    )
     config = load_config(profile)
     from dpipe_tui.engine.setup import scan_datasets
 
@@ -214,3 +247,88 @@ def test_epoch_length_matches_the_supervisors_plan(
     theirs = plan_for_profile(profile, base_dir=tmp_path, world_size=world)
     assert len(ours) == theirs.steps_per_epoch
     assert theirs.global_batch_size == mbs * gas * world
+    if "resolutions" in ds:  # both resolutions train, each with its own size buckets
+        assert {b[0].bucket[1:3] for b in ours.batches} >= {(64, 64), (96, 96)}
+
+
+@pytest.fixture
+def single_process_group() -> Iterator[None]:
+    """A real one-rank gloo process group, as the engine has under the launcher."""
+    import torch.distributed as tdist
+
+    from tests.engine.conftest import free_port
+
+    tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    yield
+    tdist.destroy_process_group()
+
+
+class _RecordingEngine:
+    """Stands in for DeepSpeed's engine: records which steps were checkpointed."""
+
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+
+    def save_checkpoint(self, path: str, *, client_state: dict[str, Any], **_: Any) -> None:
+        self.steps.append(client_state["step"])
+
+
+@pytest.mark.usefixtures("single_process_group")
+def test_checkpoint_every_n_minutes_follows_train_pys_clock(tmp_path: Path) -> None:
+    from dpipe_tui.engine.saver import Saver
+
+    now = [1000.0]
+    engine = _RecordingEngine()
+    config = {"epochs": 3, "checkpoint_every_n_minutes": 1, "checkpoint_every_n_epochs": 2}
+    state = DataState(batches=2)
+    saver = Saver(config, tmp_path, engine, None, None, state, clock=lambda: now[0])
+    # step: (clock, checkpoint expected); the first step starts the clock, then strictly > 1 minute
+    timeline = {1: (1000.0, False), 2: (1059.0, False), 3: (1060.0, False), 4: (1060.5, True),
+                5: (1100.0, False), 6: (1120.6, True)}  # fmt: skip
+    for step, (t, due) in timeline.items():
+        now[0] = t
+        assert saver.process_step(step, 4 * step) == (due, False), step
+    assert engine.steps == [4, 6]
+    # an epoch checkpoint restarts the clock (train.py's need_to_checkpoint(epoch))
+    state.epoch = 3
+    now[0] = 1200.0
+    assert saver.process_epoch(2, 7, 28) == (3, True, False)
+    now[0] = 1250.0
+    assert saver.process_step(8, 32) == (False, False)
+    now[0] = 1260.5
+    assert saver.process_step(9, 36) == (True, False)
+    assert engine.steps == [4, 6, 7, 9]
+    assert saver.process_epoch(3, 9, 36) == (3, False, False)  # no epoch change, nothing happens
+
+
+def _flux_shifted(t: float, image_tokens: int) -> float:
+    """diffusion-pipe models/chroma.py, written out: mu on the line (256, 0.5)-(4096, 1.15), then
+    time_shift(mu, 1.0, t) = e^mu / (e^mu + (1/t - 1))."""
+    mu = 0.5 + (1.15 - 0.5) * (image_tokens - 256) / (4096 - 256)
+    return math.exp(mu) / (math.exp(mu) + (1 / t - 1))
+
+
+@pytest.mark.parametrize(
+    ("latent_hw", "image_tokens", "quantile", "value"),
+    [
+        ((64, 64), 1024, 0.5, 0.6524895),  # a 512 px square: mu = 0.63, t = sigmoid(0.63)
+        ((128, 128), 4096, 0.25, 0.5128441),  # 1024 px: mu = 1.15
+        ((32, 64), 512, 0.8, 0.8732082),  # 256x512 px: mu = 0.5433...
+    ],
+)
+def test_flux_shift_is_diffusion_pipes_at_the_sequence_length(
+    latent_hw: tuple[int, int], image_tokens: int, quantile: float, value: float
+) -> None:
+    h, w = latent_hw
+    assert (h // 2) * (w // 2) == image_tokens  # 2x2 patches of the latent
+    assert _flux_shifted(quantile, image_tokens) == pytest.approx(value, abs=1e-6)
+    latents = torch.zeros(2, 16, h, w)
+    text = torch.zeros(2, 3, 32)
+    cfg = {"timestep_sample_method": "uniform", "flux_shift": True}
+    features, _ = chroma.make_inputs(latents, text, torch.full((2,), 3), cfg, torch.Generator(), quantile)
+    torch.testing.assert_close(features[3], torch.full((2,), value), rtol=0, atol=1e-6)
+    # shift wins over flux_shift when both are set (diffusion-pipe checks `shift` first)
+    both = cfg | {"shift": 3.0}
+    features, _ = chroma.make_inputs(latents, text, torch.full((2,), 3), both, torch.Generator(), quantile)
+    expected = quantile * 3 / (1 + 2 * quantile)
+    torch.testing.assert_close(features[3], torch.full((2,), expected), rtol=0, atol=1e-6)

@@ -23,6 +23,11 @@ Two CPU processes: ``--num_gpus 2`` instead of ``--include``. On the CPU the eng
 float32 (one log line says so) and skips DeepSpeed's op probing and shared-memory comm op (a ~55 s
 JIT build per machine; gloo is enough); ``DPIPE_TUI_DS_SHM=1`` turns that back on.
 
+Dtypes: ``[model] dtype``, ``transformer_dtype`` (incl. float8) and ``[adapter] dtype`` are GPU
+paths: on the CPU they are accepted and ignored (everything is float32), so the CPU tests do not
+cover them; the full-size GPU commands below exercise them. ``save_dtype`` is honoured on both:
+the saved ``epochN``/``stepN`` tensors are cast to it (tested on the CPU).
+
 Engine-only keys in the profile's ``[dpipe_tui]`` table: ``seed`` (int, default 0; every RNG is
 derived from it and the step, so a resumed run repeats an uninterrupted one) and ``random_init``
 (bool: build the transformer with random weights from ``<diffusers_path>/transformer/config.json``,

@@ -7,6 +7,9 @@ caching phase. We keep the same folder names, the same lines and the same finger
 (file list + sizes/mtimes + model/resolution settings), with a simpler store: one
 ``shard_0.pt`` (a dict key -> tensors) plus ``metadata.json`` holding the fingerprint.
 A store only ever grows; a changed fingerprint deletes it, ``--regenerate_cache`` clears it.
+``--trust_cache`` skips the fingerprint check (diffusion-pipe: "blindly load"): items whose key
+is present are used as they are, missing keys (e.g. a new caption) are still added, and the
+stored fingerprint is left as it was, so trusting a store never marks it up to date.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ class Store:
                 print("[CACHE] Fingerprint changed, deleting existing cache files", flush=True)
                 shutil.rmtree(path)
                 existing = None
+            elif existing != fp:
+                # --trust_cache: use the items unchecked; whatever is added keeps the old
+                # fingerprint, so a later launch without the flag still sees the change.
+                self.fingerprint = existing
         if existing is None:
             print(f"[CACHE] Storing new fingerprint: {fp}", flush=True)
         elif (path / "shard_0.pt").is_file():

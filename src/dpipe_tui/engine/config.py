@@ -3,8 +3,8 @@
 Why a separate, torch-free module: a bad config must fail before any model is loaded (and
 before torch is even imported), with findings in the validator's one-line form
 ``file:line:col: error: key: message``. The project's profile validator
-(``dpipe_tui.profiles.validate_file``) is used when it is available; the engine adds the checks
-only it can make (which model types, optimizers and adapters *this* trainer implements).
+(``dpipe_tui.profiles.validate_file``) always runs first; the engine adds the checks only it can
+make (which model types, optimizers and adapters *this* trainer implements).
 
 The config stays a plain dict, like train.py's, so keys the engine does not know pass through
 (diffusion-pipe ignores unknown keys too). Relative paths are resolved against the main profile's
@@ -122,21 +122,16 @@ def load_dataset_config(path: Path, base: Path) -> dict[str, Any]:
 
 
 def _project_findings(path: Path) -> list[Problem]:
-    """Errors from the project's validator, when the profiles package provides one."""
-    try:
-        from dpipe_tui import profiles
-    except ImportError:  # pragma: no cover - the package always exists in this repo
-        return []
-    validate = getattr(profiles, "validate_file", None)
-    if validate is None:
-        return []
-    report = validate(path, base_dir=path.parent)
-    problems = []
-    for f in report.findings:
-        if str(getattr(f.severity, "value", f.severity)) != "error":
-            continue
-        problems.append(Problem(Path(f.file or path), f.key, f.message, f.line, f.column))
-    return problems
+    """Errors from the project's validator (a hard dependency: skipping it silently would let a
+    profile the CLI refuses train here)."""
+    from dpipe_tui.profiles import Severity, validate_file
+
+    report = validate_file(path, base_dir=path.parent)
+    return [
+        Problem(Path(f.file or path), f.key, f.message, f.line, f.column)
+        for f in report.findings
+        if f.severity is Severity.ERROR
+    ]
 
 
 def engine_checks(config: dict[str, Any], path: Path, text: str) -> list[Problem]:

@@ -21,6 +21,7 @@ import torch.distributed as tdist
 from dpipe_tui.engine import lora
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -28,7 +29,15 @@ class Saver:
     """Model saves, DeepSpeed checkpoints and per-step/per-epoch save decisions."""
 
     def __init__(
-        self, config: dict[str, Any], run_dir: Path, engine: Any, pipe: Any, model: Any, state: Any
+        self,
+        config: dict[str, Any],
+        run_dir: Path,
+        engine: Any,
+        pipe: Any,
+        model: Any,
+        state: Any,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.run_dir = run_dir
@@ -39,6 +48,7 @@ class Saver:
         self.peft_config: Any = None
         self.save_dtype: Any = None
         self.last_checkpoint_time: float | None = None
+        self.clock = clock  # wall-clock seconds, as train.py's time.time()
 
     def _is_main(self) -> bool:
         return bool(tdist.get_rank() == 0)
@@ -99,7 +109,7 @@ class Saver:
         if epoch is not None:
             every = self.config.get("checkpoint_every_n_epochs")
             if every and epoch % every == 0:
-                self.last_checkpoint_time = time.time()
+                self.last_checkpoint_time = self.clock()
                 return True
             return False
         minutes = self.config.get("checkpoint_every_n_minutes")
@@ -107,8 +117,8 @@ class Saver:
             return False
         due = False
         if self._is_main():
-            now = time.time()
-            if self.last_checkpoint_time is None:
+            now = self.clock()
+            if self.last_checkpoint_time is None:  # the first step starts the clock
                 self.last_checkpoint_time = now
             elif (now - self.last_checkpoint_time) / 60 > minutes:
                 due, self.last_checkpoint_time = True, now

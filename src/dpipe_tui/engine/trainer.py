@@ -154,9 +154,23 @@ class Run:
         mbs = cfg.get("eval_micro_batch_size_per_gpu", cfg.get("micro_batch_size_per_gpu", 1))
         self.eval_gas = int(cfg.get("eval_gradient_accumulation_steps", 1))
         dp_world = self.engine.grid.get_data_parallel_world_size()
-        self.eval_plans: dict[str, EpochPlan] = {
-            n: plan_epoch(s, mbs, self.eval_gas, dp_world) for n, s in evals.items()
-        }
+        self.eval_plans: dict[str, EpochPlan] = {}
+        for name, scans in evals.items():
+            plan = plan_epoch(scans, mbs, self.eval_gas, dp_world)
+            if len(plan) == 0:
+                # an empty plan would log an eval loss of 0.0 at every eval; say so and skip it
+                if self.rank == 0:
+                    size = mbs * self.eval_gas * dp_world if isinstance(mbs, int) else None
+                    what = f"{size} samples" if size else "enough samples for one batch"
+                    print(
+                        f"WARNING: eval dataset '{name}' has no complete eval batch: no size bucket holds "
+                        f"{what} (eval_micro_batch_size_per_gpu x eval_gradient_accumulation_steps x "
+                        "data-parallel ranks). Its eval is skipped; add images (or num_repeats) or lower "
+                        "eval_micro_batch_size_per_gpu.",
+                        flush=True,
+                    )
+                continue
+            self.eval_plans[name] = plan
 
     def _iterator(self, batches: list[Any]) -> Any:
         return iter(batches) if self.engine.is_first_stage() or self.engine.is_last_stage() else None
@@ -183,7 +197,7 @@ class Run:
                         self.engine.reset_activation_shape()
                         it = self._iterator(batches)
                         total += self.engine.eval_batch(it, num_micro_batches=self.eval_gas).item()
-                    losses.append(total / max(len(plan), 1))
+                    losses.append(total / len(plan))
                     monitor.scalar(f"{name}/loss_quantile_{q:.2f}", losses[-1], x)
                 monitor.scalar(f"{name}/loss", sum(losses) / len(losses), x)
         monitor.scalar("eval/eval_time_sec", time.time() - start, x)
