@@ -1,5 +1,6 @@
 """Telemetry benchmarks: parser throughput vs grep, tail of a 1 GB log, drawing 1M loss points
-(downsampling, then rendering the result into a terminal braille chart).
+(downsampling, then rendering the result into a terminal braille chart), and the progress of a
+1M-step run from its ``metrics.jsonl`` (what ``status`` and a TUI opening a run pay).
 
 Run: ``.venv/bin/python benchmarks/bench_telemetry.py [--gb 1.0] [--lines 1000000] [--points 1000000]``.
 Prints figures; asserts nothing (budgets live here, not in unit tests). Temporary files go to a temp
@@ -19,9 +20,10 @@ from pathlib import Path
 
 from dpipe_tui.telemetry.chart import braille_chart
 from dpipe_tui.telemetry.downsample import lttb, minmax
-from dpipe_tui.telemetry.events import EventKind
+from dpipe_tui.telemetry.events import Event, EventKind
 from dpipe_tui.telemetry.parse import ConsoleParser
-from dpipe_tui.telemetry.store import LogTail
+from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS, ProgressModel, ProgressPlan
+from dpipe_tui.telemetry.store import LogTail, MetricsTail
 
 PREFIX = "[2026-08-21 14:10:03,412] [INFO] [logging.py:123:log_dist] "
 
@@ -125,6 +127,36 @@ def bench_downsample(n: int, width: int = 120, height: int = 20) -> None:
         )
 
 
+def bench_progress(n: int, tmp: Path) -> None:
+    """Fold a run's progress from an ``n``-step ``metrics.jsonl`` (+ a TensorBoard scalar a step)."""
+    path = tmp / "metrics.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for step in range(1, n + 1):
+            t = 1.8e9 + step
+            fh.write(Event(EventKind.STEP, t, {"step": step, "loss": 0.1, "iter_time": 1.0}).to_json() + "\n")
+            fh.write(Event(EventKind.SCALAR, t, {"tag": "train/loss", "step": step, "value": 0.1}).to_json())
+            fh.write("\n")
+            if step % 1000 == 0:
+                fh.write(
+                    Event(EventKind.EPOCH, t, {"epoch": step // 1000 + 1, "step": step}).to_json() + "\n"
+                )
+    size = path.stat().st_size
+    plan = ProgressPlan(epochs=2 * n // 1000)
+    t0 = time.perf_counter()
+    full = ProgressModel(plan)
+    full.feed(MetricsTail(path).read_new())
+    dt_full = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sparse = ProgressModel(plan)
+    sparse.feed(MetricsTail(path).catch_up(FOLDED_KINDS, recent_kind="step", recent=RECENT_STEPS))
+    dt_sparse = time.perf_counter() - t0
+    assert sparse.snapshot().step == full.snapshot().step == n
+    print(
+        f"progress of a {n:,}-step run ({size / 2**20:.0f} MiB metrics.jsonl): full replay "
+        f"{dt_full:.2f} s, sparse catch-up {dt_sparse:.2f} s ({dt_full / dt_sparse:.0f}x)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -134,6 +166,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dpipe-bench-") as tmp:
         bench_parser(args.lines, Path(tmp))
         bench_tail(args.gb, Path(tmp))
+        bench_progress(args.points, Path(tmp))
     bench_downsample(args.points)
 
 

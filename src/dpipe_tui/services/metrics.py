@@ -26,7 +26,13 @@ from dpipe_tui import paths
 from dpipe_tui.telemetry.events import Event, EventKind
 from dpipe_tui.telemetry.failures import Failure, classify_failure
 from dpipe_tui.telemetry.parse import ConsoleParser
-from dpipe_tui.telemetry.progress import ProgressModel, ProgressPlan, ProgressSnapshot
+from dpipe_tui.telemetry.progress import (
+    FOLDED_KINDS,
+    RECENT_STEPS,
+    ProgressModel,
+    ProgressPlan,
+    ProgressSnapshot,
+)
 from dpipe_tui.telemetry.store import LogTail, MetricsTail
 
 if TYPE_CHECKING:
@@ -292,6 +298,7 @@ class ProgressTracker:
         self.model = ProgressModel(plan_for_record(record), clock=clock)
         self._tail = MetricsTail(metrics_path) if metrics_path is not None else None
         self._stat_done: set[int] = set()
+        self._caught_up = False
 
     def update(self, record: RunRecord, events: Iterable[Event] = ()) -> ProgressSnapshot:
         """Fold ``events`` (in order) and return the snapshot for ``record``."""
@@ -309,7 +316,13 @@ class ProgressTracker:
 
     def refresh(self, record: RunRecord) -> ProgressSnapshot:
         """Read the events appended to ``metrics.jsonl`` since the last call and update."""
-        return self.update(record, self._tail.read_new() if self._tail is not None else ())
+        if self._tail is None:
+            return self.update(record)
+        if not self._caught_up:  # the first read folds the file's history sparsely (see catch_up)
+            self._caught_up = True
+            events = self._tail.catch_up(FOLDED_KINDS, recent_kind="step", recent=RECENT_STEPS)
+            return self.update(record, events)
+        return self.update(record, self._tail.read_new())
 
 
 def _plan_key(record: RunRecord) -> tuple[str | None, int | None, int]:

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 _PAUSES = frozenset({Phase.EVAL.value, Phase.SAVING.value, Phase.CHECKPOINTING.value})
 
+FOLDED_KINDS = frozenset({"phase", "epoch", "resume", "checkpoint", "save", "complete"})
+"""Event kinds :class:`ProgressModel` folds besides ``step`` (each has an ``_on_<kind>`` handler)."""
+
+RECENT_STEPS = 500
+"""Step events a catch-up replays: the EMAs (alpha 0.1) forget anything older (0.9**500 ~ 1e-23)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ProgressPlan:

@@ -10,7 +10,9 @@ Series store floats in ``array`` buffers (8 bytes a point, no per-point objects)
 from __future__ import annotations
 
 import os
+import re
 from array import array
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,13 +105,58 @@ class MetricsTail:
 
     def read_new(self) -> list[Event]:
         """Events from the complete lines appended since the last call (bad lines are skipped)."""
-        out: list[Event] = []
-        for raw in self._tail.read_new_lines():
-            if raw.strip():
-                event = Event.from_json(raw.decode("utf-8", "replace"))
-                if event is not None:
-                    out.append(event)
-        return out
+        return _decode(self._tail.read_new_lines())
+
+    def catch_up(self, kinds: frozenset[str], *, recent_kind: str, recent: int) -> list[Event]:
+        """Everything appended so far, decoding only what a fold needs; later reads continue after it.
+
+        A million-step run's file holds millions of lines, and decoding them all costs seconds (measured
+        in ``benchmarks/bench_telemetry.py``). Folding progress needs every event of ``kinds`` (epochs,
+        checkpoints...), the first ``recent_kind`` event and the last ``recent`` ones: the rest is
+        skipped by a byte match on the line's ``kind``, without JSON decoding. Events come in file order.
+
+        Args:
+            kinds: kinds returned wherever they are.
+            recent_kind: the bulk kind (``step``) of which only the first and the last ``recent`` count.
+            recent: how many of the last ``recent_kind`` events to keep.
+        """
+        kept: list[tuple[int, bytes]] = []
+        first: list[tuple[int, bytes]] = []
+        window: deque[tuple[int, bytes]] = deque(maxlen=max(recent, 0))
+        wanted = {k.encode() for k in kinds}
+        bulk = recent_kind.encode()
+        index = 0
+        while True:
+            before = self._tail.offset
+            for raw in self._tail.read_new_lines(max_bytes=_CATCH_UP_CHUNK):
+                match = _KIND.search(raw, 0, _KIND_WITHIN)
+                if match is None:
+                    continue
+                index += 1
+                kind = match.group(1)
+                if kind == bulk:
+                    (window if first else first).append((index, raw))
+                elif kind in wanted:
+                    kept.append((index, raw))
+            if self._tail.offset == before:
+                break
+        return _decode(raw for _, raw in sorted([*first, *kept, *window]))
+
+
+_CATCH_UP_CHUNK = 8 << 20
+_KIND = re.compile(rb'"kind":\s*"([a-z_]+)"')
+_KIND_WITHIN = 96
+"""``Event.to_json`` writes ``t`` then ``kind``: the kind sits within the line's first bytes."""
+
+
+def _decode(lines: Iterable[bytes]) -> list[Event]:
+    out: list[Event] = []
+    for raw in lines:
+        if raw.strip():
+            event = Event.from_json(raw.decode("utf-8", "replace"))
+            if event is not None:
+                out.append(event)
+    return out
 
 
 class LogTail:
