@@ -232,3 +232,16 @@ def test_step_line_with_a_rank_prefix_is_kept() -> None:
     steps = kinds(parser.feed(text) + parser.flush(), EventKind.STEP)
     assert [(s.data["step"], s.data.get("lr")) for s in steps] == [(7, [5.15e-06]), (8, None)]
     assert steps[0].data["loss"] == pytest.approx(0.1936)
+
+
+def test_builtin_engines_eval_skip_warning_is_a_warning_event() -> None:
+    parser = ConsoleParser(lambda: 0.0)
+    line = (
+        "WARNING: eval dataset 'few' has no complete eval batch: no size bucket holds 4 samples "
+        "(eval_micro_batch_size_per_gpu x eval_gradient_accumulation_steps x data-parallel ranks). Its "
+        "eval is skipped; add images (or num_repeats) or lower eval_micro_batch_size_per_gpu.\n"
+    )
+    events = [*parser.feed(line.encode()), *parser.flush()]
+    warnings = kinds(events, EventKind.WARNING)
+    assert [w.data["code"] for w in warnings] == ["eval_skipped"]
+    assert "few" in warnings[0].data["message"]

@@ -89,6 +89,7 @@ TRIGGERS: Final[dict[str, str]] = {
     "does not have original_name": "warning",
     "were skipped due to Inf or NaN": "warning",
     "Unable to find latest file": "warning",
+    "has no complete eval batch": "warning",
     "Watchdog caught collective operation timeout": "error",
     "EADDRINUSE": "error",
     "Address already in use": "error",
@@ -131,6 +132,7 @@ WARNING_CODES: Final[dict[str, str]] = {
     "does not have original_name": "param_not_saved",
     "were skipped due to Inf or NaN": "skipped_updates",
     "Unable to find latest file": "no_checkpoint",
+    "has no complete eval batch": "eval_skipped",  # the built-in engine's own warning
 }
 WARNING_PATH: Final = re.compile(
     r"(?:caption for|image|Media file|Image file) (\S+?)(?:\.|,)? (?:Skipping|Using|not using|could|does|did)"
