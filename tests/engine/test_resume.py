@@ -116,16 +116,19 @@ def test_save_quit_and_resume_repeat_the_uninterrupted_run(tmp_path: Path, asset
     assert lrs_b[tags[-1] + 1] == lrs_a[tags[-1] + 1] != lrs_a[1]
     _check_reset_optimizer(forks["reset_optimizer"], tags[-1], lrs_a)
     _check_reset_dataloader(forks["reset_dataloader"], tags[-1])
+    _check_force_constant_lr(forks["force_constant_lr"], tags[-1])
 
 
-RESET_FLAGS = ("reset_optimizer", "reset_dataloader")
+RESET_FLAGS = ("reset_optimizer", "reset_dataloader", "force_constant_lr")
+CONSTANT_LR = 0.000123
 STEPS_PER_EPOCH = 6  # 20 square images → 5 batches of 4, 4 wide ones → 1
 
 
 def _fork(folder: Path, assets: Assets, run_dir: Path, tag: int) -> Path:
     """A profile whose output_dir holds a copy of the stopped run (stopped at step ``tag``)."""
-    max_steps = tag + (1 if folder.name == "reset_optimizer" else STEPS_PER_EPOCH + 1)
-    profile = make_profile(folder, assets, **(SETTINGS | {"max_steps": max_steps}))
+    max_steps = tag + (STEPS_PER_EPOCH + 1 if folder.name == "reset_dataloader" else 1)
+    extra = {"force_constant_lr": CONSTANT_LR} if folder.name == "force_constant_lr" else {}
+    profile = make_profile(folder, assets, **(SETTINGS | extra | {"max_steps": max_steps}))
     shutil.copytree(run_dir, folder / "output" / run_dir.name)
     return profile
 
@@ -179,3 +182,13 @@ def _check_reset_dataloader(profile: Path, tag: int) -> None:
     assert state["custom_loader"] == {"epoch": epoch + 1, "num_batches_pulled": 2}
     # the optimizer was restored: AdamW counted every step since step 1
     assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {tag + STEPS_PER_EPOCH + 1}
+
+
+def _check_force_constant_lr(profile: Path, tag: int) -> None:
+    """train.py: the scheduler is not loaded and the lr is constant from the resume on; the optimizer's
+    state (AdamW's moments and step count) is still restored."""
+    result = launch(profile, "--resume_from_checkpoint")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert float(_lrs(result.stdout)[tag + 1]) == pytest.approx(CONSTANT_LR)
+    state = _final_state(profile, tag + 1)
+    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {tag + 1}

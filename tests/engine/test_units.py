@@ -301,6 +301,25 @@ def test_checkpoint_every_n_minutes_follows_train_pys_clock(tmp_path: Path) -> N
     assert saver.process_epoch(3, 9, 36) == (3, False, False)  # no epoch change, nothing happens
 
 
+@pytest.mark.usefixtures("single_process_group")
+@pytest.mark.parametrize(("minutes", "expected"), [(0, [2, 3]), (None, [])])
+def test_checkpoint_every_zero_minutes_is_every_step_and_only_absent_is_off(
+    tmp_path: Path, minutes: int | None, expected: list[int]
+) -> None:
+    from dpipe_tui.engine.saver import Saver
+
+    config: dict[str, object] = {"epochs": 3}
+    if minutes is not None:
+        config["checkpoint_every_n_minutes"] = minutes
+    engine = _RecordingEngine()
+    now = [1000.0]
+    saver = Saver(config, tmp_path, engine, None, None, DataState(batches=2), clock=lambda: now[0])
+    for step in (1, 2, 3):  # train.py: the first step starts the clock, then any time > 0 minutes
+        now[0] += 1.0
+        saver.process_step(step, 4 * step)
+    assert engine.steps == expected
+
+
 def _flux_shifted(t: float, image_tokens: int) -> float:
     """diffusion-pipe models/chroma.py, written out: mu on the line (256, 0.5)-(4096, 1.15), then
     time_shift(mu, 1.0, t) = e^mu / (e^mu + (1/t - 1))."""

@@ -113,7 +113,7 @@ class Saver:
                 return True
             return False
         minutes = self.config.get("checkpoint_every_n_minutes")
-        if not minutes:
+        if minutes is None:  # as diffusion-pipe: only an absent key is off (0 checkpoints every step)
             return False
         due = False
         if self._is_main():

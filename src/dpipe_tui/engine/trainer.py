@@ -204,12 +204,17 @@ class Run:
 
     def _resume(self) -> tuple[int, int]:
         args = self.args
+        optimizer = self.engine.optimizer
+        param_groups = list(optimizer.param_groups) if optimizer is not None else []
         load_path, client = self.engine.load_checkpoint(
             str(self.run_dir),
             load_module_strict=False,
             load_optimizer_states=not args.reset_optimizer,
-            load_lr_scheduler_states=not (args.reset_optimizer or args.reset_optimizer_params),
+            load_lr_scheduler_states="force_constant_lr" not in self.config
+            and not (args.reset_optimizer or args.reset_optimizer_params),
         )
+        if args.reset_optimizer_params and optimizer is not None:
+            optimizer.param_groups = param_groups  # state restored, hyperparameters from this config
         tdist.barrier()
         if load_path is None:
             raise RuntimeError(f"Unable to resume: no usable checkpoint ('latest') in {self.run_dir}")
@@ -229,6 +234,11 @@ class Run:
         """The loop; returns after TRAINING COMPLETE (or exits 0 on save_quit)."""
         config = self.config
         step, examples = self._resume() if self.resume else (1, self.global_batch)
+        if "force_constant_lr" in config:  # as train.py: after any resume, a constant lr from now on
+            optimizer = self.engine.optimizer
+            self.engine.lr_scheduler = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = config["force_constant_lr"]
         monitor = Monitor(self.run_dir, config, self.rank == 0)
         if config.get("eval_before_first_step", True) and not self.resume:
             self.evaluate(monitor, 0)
