@@ -16,7 +16,7 @@ from dpipe_tui.runs.registry import Registry
 from dpipe_tui.services import runs
 from dpipe_tui.supervisor import procs
 from tests.cli.conftest import CLI, cli, cli_json
-from tests.supervisor.conftest import wait_for
+from tests.supervisor.conftest import kill_engine_group, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -124,28 +124,38 @@ def test_busy_gpu_needs_queue_and_queue_dispatches(
     assert cli(cli_home, checkout, "rm", first).returncode == 0
 
 
+def _client_then_ssh_drop(
+    argv: list[str], env: dict[str, str], registry: Registry, tmp_path: Path, timeout: float
+) -> str:
+    """Start ``argv`` (a foreground ``run``: it follows the run, so it is provably alive when killed)
+    in a shell session standing in for the SSH login; once the run steps, SIGKILL the client and
+    SIGHUP its session's process group, as when SSH drops. Returns the run id."""
+    pidfile = tmp_path / "client.pid"
+    session = subprocess.Popen(
+        ["bash", "-c", f"{' '.join(argv)} >/dev/null 2>&1 & echo $! > {pidfile}; wait"],
+        env=env,
+        start_new_session=True,
+    )
+    wait_for(lambda: registry.ids() and pidfile.exists() and pidfile.read_text().strip(), timeout)
+    run_id = registry.ids()[0]
+    wait_for(lambda: (registry.load(run_id).last_step or 0) >= 2, timeout, 0.2)
+    client_pid = int(pidfile.read_text())
+    assert os.getpgid(client_pid) == session.pid
+    os.kill(client_pid, signal.SIGKILL)
+    os.killpg(session.pid, signal.SIGHUP)
+    session.wait(timeout=10)
+    return run_id
+
+
 def test_run_survives_client_kill_and_sighup(
     cli_home: Path, checkout: Path, dp_profile: Callable[..., Path], tmp_path: Path
 ) -> None:
     env = dict(os.environ, DPIPE_TUI_HOME=str(cli_home), DIFFUSION_PIPE_PATH=str(checkout))
     profile = dp_profile(steps=10_000, step_time=0.05)
-    pidfile = tmp_path / "client.pid"
-    # A shell session standing in for the SSH login: the client runs in its process group.
-    command = " ".join([*CLI, "run", str(profile), "--engine", "diffusion-pipe"])
-    session = subprocess.Popen(
-        ["bash", "-c", f"{command} >/dev/null 2>&1 & echo $! > {pidfile}; wait"],
-        env=env,
-        start_new_session=True,
-    )
     registry = Registry(cli_home)
-    wait_for(lambda: registry.ids() and pidfile.read_text().strip())
-    run_id = registry.ids()[0]
-    wait_for(lambda: (registry.load(run_id).last_step or 0) >= 2)
-    client_pid = int(pidfile.read_text())
-    assert os.getpgid(client_pid) == session.pid
-    os.kill(client_pid, signal.SIGKILL)
-    os.killpg(session.pid, signal.SIGHUP)  # the client's session/process group, as when SSH drops
-    session.wait(timeout=10)
+    run_id = _client_then_ssh_drop(
+        [*CLI, "run", str(profile), "--engine", "diffusion-pipe"], env, registry, tmp_path, 60
+    )
     step = registry.load(run_id).last_step or 0
     time.sleep(2.5)
     status = _state(cli_home, checkout, run_id)
@@ -162,24 +172,8 @@ def test_builtin_run_survives_its_client_and_a_killed_group_fails_at_once(
     """Acceptance with the real built-in engine (one run serves both): survival, then truth."""
     env = dict(os.environ, DPIPE_TUI_HOME=str(cli_home))
     profile = builtin_profile(epochs="1000", save_every_n_epochs="1000", checkpoint_every_n_epochs="1000")
-    pidfile = tmp_path / "client.pid"
-    # The foreground client (it follows the run, so it is provably alive when killed) in a shell
-    # session standing in for the SSH login.
-    command = " ".join([*CLI, "run", str(profile)])
-    session = subprocess.Popen(
-        ["bash", "-c", f"{command} >/dev/null 2>&1 & echo $! > {pidfile}; wait"],
-        env=env,
-        start_new_session=True,
-    )
     registry = Registry(cli_home)
-    wait_for(lambda: registry.ids() and pidfile.read_text().strip())
-    run_id = registry.ids()[0]
-    wait_for(lambda: (registry.load(run_id).last_step or 0) >= 2, 120, 0.2)
-    client_pid = int(pidfile.read_text())
-    assert os.getpgid(client_pid) == session.pid
-    os.kill(client_pid, signal.SIGKILL)
-    os.killpg(session.pid, signal.SIGHUP)
-    session.wait(timeout=10)
+    run_id = _client_then_ssh_drop([*CLI, "run", str(profile)], env, registry, tmp_path, 120)
     step = registry.load(run_id).last_step or 0
     time.sleep(2.5)
     status = _state(cli_home, checkout, run_id)
@@ -193,8 +187,7 @@ def test_builtin_run_survives_its_client_and_a_killed_group_fails_at_once(
     # Truth: SIGKILL the runner, launcher and rank behind the supervisor's back.
     live = registry.load(run_id)
     assert len(procs.group_members(live.pgid)) >= 3
-    os.killpg(live.pgid or 0, signal.SIGKILL)
-    wait_for(lambda: not procs.is_alive(live.pid, live.pid_started), 5, 0.01)  # delivery is asynchronous
+    kill_engine_group(live)
     t0 = time.monotonic()
     seen = runs.status(cli_home, run_id)
     assert time.monotonic() - t0 < 2.0

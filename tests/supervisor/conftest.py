@@ -123,6 +123,13 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, interval: f
     raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
 
 
+def kill_engine_group(record: RunRecord) -> None:
+    """SIGKILL the run's engine group behind the supervisor's back; return once its leader is gone
+    (signal delivery is asynchronous)."""
+    os.killpg(record.pgid or 0, signal.SIGKILL)
+    wait_for(lambda: not procs.is_alive(record.pid, record.pid_started), 5, 0.01)
+
+
 def state_of(home: Path, run_id: str) -> str:
     from dpipe_tui.supervisor.reconcile import reconcile
 

@@ -16,7 +16,7 @@ from dpipe_tui.runs.registry import Registry
 from dpipe_tui.services import runs
 from dpipe_tui.supervisor import control, procs
 from dpipe_tui.supervisor.reconcile import reconcile
-from tests.supervisor.conftest import ProfileFactory, Submitter, state_of, wait_for
+from tests.supervisor.conftest import ProfileFactory, Submitter, kill_engine_group, state_of, wait_for
 
 FAST_SIGNALS = ((signal.SIGINT, 2.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0))
 
@@ -124,8 +124,7 @@ def test_killed_engine_group_is_failed_within_two_seconds(
     wait_for(lambda: _running(home, record.id))
     reg = Registry(home)
     live = reg.load(record.id)
-    os.killpg(live.pgid or 0, signal.SIGKILL)
-    wait_for(lambda: not procs.is_alive(live.pid, live.pid_started), 5, 0.01)  # delivery is asynchronous
+    kill_engine_group(live)
     t0 = time.monotonic()
     seen = runs.status(home, record.id).record  # the status service, as `dpipe-tui status` calls it
     assert time.monotonic() - t0 < 2.0
@@ -177,8 +176,7 @@ def test_engine_gone_with_a_stuck_monitor_shows_exiting_never_running(
     live = reg.load(record.id)
     os.kill(live.monitor_pid or 0, signal.SIGSTOP)  # alive, but it cannot record anything
     try:
-        os.killpg(live.pgid or 0, signal.SIGKILL)
-        wait_for(lambda: not procs.is_alive(live.pid, live.pid_started), 5, 0.01)
+        kill_engine_group(live)
         shown = runs.status(home, record.id)
         assert shown.record.state is RunState.EXITING
         assert shown.to_json_dict()["state"] == "exiting"  # what `status --json` prints
