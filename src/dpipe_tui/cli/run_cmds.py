@@ -236,7 +236,8 @@ def run(
 ) -> None:
     """Launch a run (detached monitor) and follow it; Ctrl-C detaches the viewer, the run goes on.
 
-    Exit codes: 0 completed (or detached/queued with --detach), 1 failed or refused, 2 usage, 130 Ctrl-C.
+    Exit codes: 0 completed, or stopped cleanly by `dpipe-tui stop` (or detached/queued with --detach),
+    1 failed or refused, 2 usage, 130 Ctrl-C.
     """
     from dpipe_tui.services.runs import LaunchRequest, launch
 
