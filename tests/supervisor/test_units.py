@@ -229,3 +229,25 @@ def test_baseline_is_the_attempt_that_wrote_the_checkpoint(tmp_path: Path) -> No
     old = baseline_for(run_dir, record, find_point(engine_dir, "global_step2"))
     new = baseline_for(run_dir, record, find_point(engine_dir, "global_step6"))
     assert (old.main["adapter"]["rank"], new.main["adapter"]["rank"], new.gpus) == (4, 8, 2)
+
+
+def test_baseline_skips_an_attempt_that_never_started(tmp_path: Path) -> None:
+    import dataclasses
+
+    from dpipe_tui.checkpoints.resume import find_point
+
+    run_dir, engine_dir = tmp_path / "reg", tmp_path / "out" / "20260101_00-00-00"
+    run_dir.mkdir()
+    (engine_dir / "global_step100").mkdir(parents=True)
+    states = engine_dir / "global_step100" / "mp_rank_00_model_states.pt"
+    states.write_bytes(b"x")
+    os.utime(states, (2000.0, 2000.0))
+    config = run_dir / "profile.toml"
+    # attempt 1 trained global_step100 at rank 16; attempt 2 was re-frozen at rank 32, then queued
+    # and cancelled: it never started, so it cannot be what the checkpoint was trained with
+    for attempt, rank, started in ((1, 16, 1000.0), (2, 32, None)):
+        config.write_text(f"[adapter]\ntype = 'lora'\nrank = {rank}\n")
+        record = dataclasses.replace(BASE, config_path=str(config), attempt=attempt, started_at=started)
+        archive_attempt(run_dir, record)
+    for point in (find_point(engine_dir, "global_step100"), None):
+        assert baseline_for(run_dir, record, point).main["adapter"]["rank"] == 16

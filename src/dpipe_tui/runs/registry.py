@@ -35,6 +35,7 @@ METRICS = "metrics.jsonl"
 MONITOR_PID = "monitor.pid"
 MONITOR_LOG = "monitor.log"
 LOCK_FILE = ".lock"
+ATTEMPT_LOCK_FILE = ".attempt.lock"
 
 
 class RunNotFound(LookupError):
@@ -161,6 +162,13 @@ class Registry:
     def locked(self, run_id: str) -> Iterator[None]:
         """Hold the run's record lock (for read-modify-write sequences)."""
         with file_lock(self.run_dir(run_id) / LOCK_FILE):
+            yield
+
+    @contextlib.contextmanager
+    def attempt_locked(self, run_id: str) -> Iterator[None]:
+        """Hold the lock that serialises starting a new attempt (a client's resume, the monitor's
+        auto-resume): longer than a record update and taken outside it, so the record lock stays free."""
+        with file_lock(self.run_dir(run_id) / ATTEMPT_LOCK_FILE):
             yield
 
     def update(self, run_id: str, change: Callable[[RunRecord], RunRecord]) -> RunRecord:

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import math
 import statistics
 import time
-import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
+from dpipe_tui.supervisor.telemetry_link import frozen_config
 from dpipe_tui.telemetry.events import Event, EventKind
 from dpipe_tui.telemetry.failures import Failure, classify_failure
 from dpipe_tui.telemetry.parse import ConsoleParser
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 
     from dpipe_tui.runs.model import RunRecord
 
-log = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
 
 
@@ -95,14 +93,6 @@ def resolve_source(target: str, home: Path | None = None) -> MetricsSource:
         if len(matches) > 1:
             raise LogNotFound(f"{target!r} matches {len(matches)} runs: {', '.join(matches[:10])}")
     raise LogNotFound(f"no log file or run {target!r} (registry: {runs})")
-
-
-def resolve_log(target: str, home: Path | None = None) -> Path:
-    """The console log meant by ``target`` (see :func:`resolve_source`)."""
-    source = resolve_source(target, home)
-    if source.console is None:
-        raise LogNotFound(f"{target!r} has no console.log")
-    return source.console
 
 
 def iter_events(path: Path) -> Iterator[Event]:
@@ -254,18 +244,15 @@ def plan_for_record(record: RunRecord) -> ProgressPlan:
     launch; steps per epoch follow from it exactly unless ``max_steps`` capped the total (then they
     are learned from the first ``Started new epoch`` line). Reads one small TOML; never scans data.
     """
-    config: dict[str, Any] = {}
-    if record.config_path:
-        try:
-            config = tomllib.loads(Path(record.config_path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            log.info("run %s: cannot read %s for progress: %s", record.id, record.config_path, exc)
+    config = frozen_config(record.config_path) or {}
     return ProgressPlan.from_config(config, total_steps=record.total_steps)
 
 
 def checkpoint_saved_at(record: RunRecord, step: int) -> float | None:
     """When ``global_step<step>`` was written (its folder's mtime), or None when it is not there."""
-    for folder in (record.engine_run_dir, record.resume_from):
+    # resume_from is the run folder's name inside output_dir (the engine's explicit resume argument)
+    named = Path(record.output_dir) / record.resume_from if record.output_dir and record.resume_from else None
+    for folder in (record.engine_run_dir, named):
         if folder:
             try:
                 return (Path(folder) / f"global_step{step}").stat().st_mtime

@@ -49,6 +49,8 @@ class FileValidation:
     report: ValidationReport
     dataset_summary: list[str] = field(default_factory=list)
     summary_error: str | None = None
+    total_steps: int | None = None
+    """The dataset plan's total steps (None: no plan), so a launch needs no second scan."""
 
 
 @dataclass
@@ -103,6 +105,7 @@ def _summary(fv: FileValidation, gpu_count: int | None) -> None:
         fv.summary_error = f"no dataset plan: {exc}"
         return
     fv.dataset_summary = summary_lines(plan)
+    fv.total_steps = int(plan.total_steps) if plan.total_steps else None
     dataset = report.dataset_path
     try:
         index = PositionIndex(dataset.read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
 from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, find_point, set_latest
-from dpipe_tui.runs.model import RunRecord, RunState
+from dpipe_tui.runs.model import IllegalTransition, RunRecord, RunState
 from dpipe_tui.runs.registry import (
     AmbiguousRun,
     RecordError,
@@ -172,7 +172,8 @@ def launch(
     from dpipe_tui.profiles import Severity
     from dpipe_tui.services.profiles import validate_one
 
-    report = validate_one(profile, base_dir=base_dir, gpu_count=len(gpus)).report
+    validation = validate_one(profile, base_dir=base_dir, gpu_count=len(gpus))
+    report = validation.report
     result.findings = list(report.findings)
     errors = [f for f in report.findings if f.severity is Severity.ERROR]
     if report.kind != "main":
@@ -212,7 +213,7 @@ def launch(
         cpu=cpu,
         extra_args=request.extra_args,
         auto_resume=request.auto_resume,
-        total_steps=preflight.total_steps(profile, base_dir, len(gpus)),
+        total_steps=validation.total_steps,  # from the scan validation made: one scan a launch
     )
     result.record = submit(registry, spec, spawn=spawn)
     return result
@@ -322,6 +323,15 @@ def resume_run(
     """
     registry = Registry(home)
     run_id = registry.resolve(ref)
+    with registry.attempt_locked(run_id):  # one new attempt at a time (another client, auto-resume)
+        result = _resume_locked(registry, run_id, from_tag, force, auto_resume)
+    queue.dispatch(registry, spawn=spawn)
+    return dataclasses.replace(result, record=registry.load(run_id))
+
+
+def _resume_locked(
+    registry: Registry, run_id: str, from_tag: str | None, force: bool, auto_resume: int | None
+) -> ResumeResult:
     record = reconcile(registry, registry.load(run_id))
     if not record.state.is_terminal or record.state is RunState.COMPLETED:
         raise ServiceError(f"run {run_id} is {record.state.value}; only failed, stopped or lost runs resume")
@@ -344,9 +354,13 @@ def resume_run(
         raise ServiceError(f"cannot resume {run_id}: {exc}") from exc
     except ResumeRefused as exc:
         raise ServiceError(str(exc)) from exc
-    registry.update(run_id, lambda cur: _requeue(cur, point.tag, str(folder), auto_resume))
-    queue.dispatch(registry, spawn=spawn)
-    return ResumeResult(registry.load(run_id), point.tag, warnings)
+    except OSError as exc:  # an unwritable run folder or registry: say where, no traceback
+        raise ServiceError(f"cannot resume {run_id}: {exc}") from exc
+    try:
+        new = registry.update(run_id, lambda cur: _requeue(cur, point.tag, str(folder), auto_resume))
+    except IllegalTransition as exc:
+        raise ServiceError(f"cannot resume {run_id}: its state changed meanwhile ({exc})") from exc
+    return ResumeResult(new, point.tag, warnings)
 
 
 def _requeue(current: RunRecord, tag: str, folder: str, auto_resume: int | None) -> RunRecord:

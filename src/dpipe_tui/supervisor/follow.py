@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dpipe_tui.runs.registry import RecordError, RunNotFound
-from dpipe_tui.supervisor.reconcile import reconcile
+from dpipe_tui.supervisor.reconcile import exiting_view, liveness, reconcile
 from dpipe_tui.telemetry.events import Event
 from dpipe_tui.telemetry.store import ByteTail
 
@@ -117,9 +117,16 @@ class RunFollower:
         except (RunNotFound, RecordError):
             record = self.record
         now = self._clock()
-        if record.state.is_live and now - self._last_reconcile >= self._reconcile_every:
-            self._last_reconcile = now
-            record = reconcile(self.registry, record)
+        if record.state.is_live:
+            # Between full reconciles, one psutil check per poll: a dead engine is never shown running.
+            alive = liveness(record) if record.pid is not None else None
+            if now - self._last_reconcile >= self._reconcile_every or (
+                alive is not None and not alive.engine and not alive.monitor
+            ):
+                self._last_reconcile = now
+                record = reconcile(self.registry, record)
+            elif alive is not None and not alive.engine:
+                record = exiting_view(record)  # the monitor records the outcome within moments
         self.record = record
         events = [e for e in (Event.from_json(line) for line in self._metrics.read()) if e is not None]
         lines = self._console.read() if self._console is not None else []

@@ -263,11 +263,15 @@ class Monitor:
         return self.registry.update(self.run_id, finish)
 
     def _auto_resume(self, record: RunRecord) -> bool:
-        plan = autoresume.plan(record)
-        if plan is None:
-            return False
-        log.info("auto-resuming %s from %s (%s)", record.id, plan.tag, plan.reason)
-        self.registry.update(self.run_id, lambda cur: autoresume.apply(cur, plan))
+        with self.registry.attempt_locked(self.run_id):
+            current = self.registry.load(self.run_id)
+            if current.attempt != record.attempt or not current.state.is_terminal:
+                return False  # a client resumed the run meanwhile; its attempt has its own monitor
+            plan = autoresume.plan(current)
+            if plan is None:
+                return False
+            log.info("auto-resuming %s from %s (%s)", record.id, plan.tag, plan.reason)
+            self.registry.update(self.run_id, lambda cur: autoresume.apply(cur, plan))
         return True
 
 

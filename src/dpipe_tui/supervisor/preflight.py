@@ -1,5 +1,5 @@
 """Pre-flight probes for a launch: the profile's ``[dpipe_tui]`` table, the demo preparation step,
-GPUs present, free disk, the planned step count.
+GPUs present, free disk (the step plan comes from validation's dataset scan: one scan a launch).
 
 Why separate from the launch use case: each probe touches the outside world (a subprocess, NVML, the
 filesystem, a dataset scan) and must degrade to a clear message rather than a traceback; the
@@ -8,7 +8,6 @@ launch service composes them into one typed decision.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import subprocess
 import sys
@@ -17,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 class PreflightError(ValueError):
@@ -73,15 +70,3 @@ def free_gib(path: Path) -> float:
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     return shutil.disk_usage(probe).free / 2**30
-
-
-def total_steps(profile: Path, base_dir: Path, world_size: int) -> int | None:
-    """Planned total steps from the dataset plan, or None when it cannot be planned."""
-    try:
-        from dpipe_tui.datasets.plan import plan_for_profile
-
-        total = plan_for_profile(profile, base_dir=base_dir, world_size=world_size).total_steps
-    except Exception as exc:  # progress without a total is still progress
-        log.info("no step plan for %s: %s", profile, exc)
-        return None
-    return int(total) if total else None

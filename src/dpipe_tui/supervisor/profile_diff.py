@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BREAKS_LOADING = ("model", "adapter", "pipeline_stages")
-"""The parts of a profile where a change may break loading (the exact keys are below)."""
 ADAPTER_SHAPE_KEYS = ("type", "rank")
 MOVES_DATALOADER = (
     "micro_batch_size_per_gpu",
@@ -149,10 +147,3 @@ def compare_snapshots(old: ConfigSnapshot, new: ConfigSnapshot) -> list[ProfileC
             )
         )
     return changes
-
-
-def compare(
-    old_main: Path, new_main: Path, *, old_gpus: int | None = None, new_gpus: int | None = None
-) -> list[ProfileChange]:
-    """Compare two frozen main TOMLs (and their dataset TOMLs) for resume-relevant changes."""
-    return compare_snapshots(ConfigSnapshot.of(old_main, old_gpus), ConfigSnapshot.of(new_main, new_gpus))

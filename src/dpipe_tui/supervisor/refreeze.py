@@ -107,9 +107,11 @@ def _archived(run_dir: Path) -> list[dict[str, Any]]:
 def baseline_for(run_dir: Path, record: RunRecord, checkpoint: ResumePoint | None) -> ConfigSnapshot:
     """The configs ``checkpoint`` was trained with: the last archived attempt started before it was
     written (auto-resumed attempts reuse their predecessor's configs, so they need no copy)."""
-    attempts = _archived(run_dir)
-    if not attempts:
+    archived = _archived(run_dir)
+    if not archived:
         return ConfigSnapshot.of(Path(record.config_path or ""), len(record.gpus))
+    # An attempt that never started (queued, then cancelled or refused) trained nothing.
+    attempts = [a for a in archived if a.get("started_at") is not None] or archived
     chosen = attempts[-1]
     if checkpoint is not None:
         try:

@@ -101,13 +101,13 @@ def make_parser() -> Parser:
 
 
 def frozen_config(config_path: str | Path | None) -> dict[str, Any] | None:
-    """The frozen main TOML as a mapping (to tailor hints), or None when absent or unreadable."""
+    """The frozen main TOML as a mapping (failure hints, progress plans); None: absent or unreadable."""
     if not config_path:
         return None
     try:
         return tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        log.info("cannot read %s for the failure hint: %s", config_path, exc)
+        log.info("cannot read the frozen profile %s: %s", config_path, exc)
         return None
 
 
