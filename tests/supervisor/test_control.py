@@ -181,6 +181,11 @@ def test_engine_gone_with_a_stuck_monitor_shows_exiting_never_running(
         assert shown.record.state is RunState.EXITING
         assert shown.to_json_dict()["state"] == "exiting"  # what `status --json` prints
         assert (shown.engine_alive, shown.monitor_alive) == (False, True)
+        from dpipe_tui.cli.run_cmds import _progress_fields
+
+        rows = dict(_progress_fields(shown.record, shown.progress))  # `status`'s human rows
+        assert rows["step"] != "-"
+        assert (rows["speed"], rows["eta"], rows["next save"]) == ("-", "-", "-")  # no engine, no ETA
         assert reg.load(record.id).state is RunState.RUNNING  # the view is never stored
         with pytest.raises(ValueError, match="never stored"):
             reg.save(shown.record)

@@ -160,7 +160,7 @@ def _progress_fields(r: RunRecord, p: ProgressSnapshot | None) -> list[tuple[str
     rows = [("epoch", epoch), ("step", step)]
     if p is None:
         return [*rows, ("checkpoint", r.checkpoint_tag or "-")]
-    live = r.state.is_live
+    live = r.state.value in ("starting", "running")  # not `exiting`: its engine is gone
     next_save = "-"
     if live and p.next_save_step is not None:
         next_save = f"step {p.next_save_step} (in {_dur(p.next_save_in_sec)})"
