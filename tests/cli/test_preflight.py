@@ -97,3 +97,23 @@ def test_a_dataset_diffusion_pipe_would_find_empty_blocks_the_launch(
     assert located[0].file == checkout / "dataset.toml"
     assert located[0].line == 4  # the [[directory]] path line
     assert not Registry(env).scan()[0]  # nothing was registered
+
+
+def test_launch_keeps_the_plans_steps_per_epoch_even_when_max_steps_caps_the_total(
+    env: Path, dp_profile: Callable[..., Path], checkout: Path
+) -> None:
+    from PIL import Image
+
+    from dpipe_tui.services.metrics import plan_for_record
+
+    profile = dp_profile()
+    profile.write_text(profile.read_text().replace("epochs = 1\n", "epochs = 5\nmax_steps = 7\n", 1))
+    for i in range(3):  # + the fixture's one image: 4 steps an epoch at micro batch 1
+        Image.new("RGB", (512, 512)).save(checkout / "images" / f"{i}.png")
+        (checkout / "images" / f"{i}.txt").write_text("a photo")
+    record = _launch(env, profile, engine="diffusion-pipe").record
+    assert record is not None
+    assert (record.total_steps, record.steps_per_epoch) == (7, 4)
+    assert Registry(env).load(record.id).steps_per_epoch == 4  # stored in run.json
+    plan = plan_for_record(record)
+    assert (plan.steps_per_epoch, plan.epochs, plan.max_steps) == (4, 5, 7)

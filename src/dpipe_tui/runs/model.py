@@ -125,6 +125,7 @@ class RunRecord:
     last_loss: float | None = None
     last_epoch: int | None = None
     total_steps: int | None = None
+    steps_per_epoch: int | None = None
     checkpoint_tag: str | None = None
     peak_vram_bytes: float | None = None
     note: str | None = None

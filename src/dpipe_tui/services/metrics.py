@@ -240,12 +240,15 @@ def _recorded_exit(metrics: Path) -> int | None:
 def plan_for_record(record: RunRecord) -> ProgressPlan:
     """The progress plan of a run: its frozen profile's timing keys plus the launch-time step plan.
 
-    ``record.total_steps`` is what the supervisor's dataset plan (:func:`plan_for_profile`) gave at
-    launch; steps per epoch follow from it exactly unless ``max_steps`` capped the total (then they
-    are learned from the first ``Started new epoch`` line). Reads one small TOML; never scans data.
+    ``record.total_steps`` and ``record.steps_per_epoch`` are what the supervisor's dataset plan
+    (:func:`plan_for_profile`) gave at launch; for records written before ``steps_per_epoch`` was
+    kept, steps per epoch follow from the total unless ``max_steps`` capped it (then they are
+    learned from the first ``Started new epoch`` line). Reads one small TOML; never scans data.
     """
     config = frozen_config(record.config_path) or {}
-    return ProgressPlan.from_config(config, total_steps=record.total_steps)
+    return ProgressPlan.from_config(
+        config, steps_per_epoch=record.steps_per_epoch, total_steps=record.total_steps
+    )
 
 
 def checkpoint_saved_at(record: RunRecord, step: int) -> float | None:

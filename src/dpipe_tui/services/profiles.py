@@ -51,6 +51,8 @@ class FileValidation:
     summary_error: str | None = None
     total_steps: int | None = None
     """The dataset plan's total steps (None: no plan), so a launch needs no second scan."""
+    steps_per_epoch: int | None = None
+    """The dataset plan's steps per epoch (None: no plan)."""
 
 
 @dataclass
@@ -106,6 +108,7 @@ def _summary(fv: FileValidation, gpu_count: int | None) -> None:
         return
     fv.dataset_summary = summary_lines(plan)
     fv.total_steps = int(plan.total_steps) if plan.total_steps else None
+    fv.steps_per_epoch = int(plan.steps_per_epoch) if plan.steps_per_epoch else None
     dataset = report.dataset_path
     try:
         index = PositionIndex(dataset.read_text(encoding="utf-8"))

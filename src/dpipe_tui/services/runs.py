@@ -214,6 +214,7 @@ def launch(
         extra_args=request.extra_args,
         auto_resume=request.auto_resume,
         total_steps=validation.total_steps,  # from the scan validation made: one scan a launch
+        steps_per_epoch=validation.steps_per_epoch,
     )
     result.record = submit(registry, spec, spawn=spawn)
     return result

@@ -46,6 +46,8 @@ class SubmitSpec:
         extra_args: extra train.py flags (e.g. ``--trust_cache``).
         auto_resume: how many automatic resumes after a crash.
         total_steps: planned total steps, when known (for progress/ETA).
+        steps_per_epoch: planned steps per epoch, when known (epoch progress even when max_steps caps
+            the total).
     """
 
     profile: Path
@@ -58,6 +60,7 @@ class SubmitSpec:
     extra_args: tuple[str, ...] = ()
     auto_resume: int = 0
     total_steps: int | None = None
+    steps_per_epoch: int | None = None
 
 
 def freeze(profile: Path, dest_dir: Path, base_dir: Path) -> Path:
@@ -112,6 +115,7 @@ def submit(
         extra_args=spec.extra_args,
         auto_resume=spec.auto_resume,
         total_steps=spec.total_steps,
+        steps_per_epoch=spec.steps_per_epoch,
         config_path=None,
     )
     run_dir = registry.create(record)
