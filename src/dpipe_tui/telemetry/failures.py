@@ -60,8 +60,9 @@ _KNOWN: Final[tuple[tuple[re.Pattern[str], str, str], ...]] = tuple(
         (
             r"No space left on device|ENOSPC|\[Errno 28\]",
             "disk_full",
-            "The disk is full: free space in output_dir and the dataset cache, or prune old checkpoints "
-            "(`dpipe-tui prune RUN`).",
+            "The disk is full: free space in output_dir and the dataset cache; old global_stepN "
+            "checkpoint folders accumulate in every run folder and are never deleted, so remove the "
+            "ones you will not resume from, then resume.",
         ),
         (
             r"EADDRINUSE|Address already in use",
