@@ -152,39 +152,44 @@ def test_spec_config_errors(exception: str, code_line: str, cls: str, words: tup
         assert word in hint, f"hint should name {word!r}: {hint}"
 
 
-def test_nccl_error_that_is_not_a_timeout() -> None:
-    text = transcript(
+RUNTIME_ERRORS = [
+    (  # an NCCL error that is not a watchdog timeout
         "torch.distributed.DistBackendError: NCCL error in: ProcessGroupNCCL.cpp:1970, "
         "unhandled system error (run with NCCL_DEBUG=INFO for details), NCCL version 2.21.5",
         "/env/lib/python3.12/site-packages/torch/distributed/distributed_c10d.py",
         "work = group.allreduce([tensor], opts)",
-    )
-    cls, hint = run(text)
-    assert cls == "nccl_error"
-    assert "NCCL_P2P_DISABLE=1" in hint
-
-
-def test_file_not_found() -> None:
-    text = transcript(
+        "nccl_error",
+        ("NCCL_P2P_DISABLE=1",),
+    ),
+    (
         "FileNotFoundError: [Errno 2] No such file or directory: '/models/flux/ae.safetensors'",
         "/dp/models/flux.py",
         "vae = load_file(path)",
-    )
-    cls, hint = run(text)
-    assert cls == "missing_path"
-    assert "ckpt_path" in hint
-    assert "dataset paths" in hint
-
-
-def test_disk_full_traceback() -> None:
-    text = transcript(
+        "missing_path",
+        ("ckpt_path", "dataset paths"),
+    ),
+    (
         "OSError: [Errno 28] No space left on device",
         "/env/lib/python3.12/site-packages/torch/serialization.py",
         "f.write(data)",
-    )
-    cls, hint = run(text)
-    assert cls == "disk_full"
-    assert "global_stepN" in hint
+        "disk_full",
+        ("global_stepN",),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("exception", "source", "code_line", "cls", "words"),
+    RUNTIME_ERRORS,
+    ids=["nccl_error", "file_not_found", "disk_full"],
+)
+def test_runtime_errors(
+    exception: str, source: str, code_line: str, cls: str, words: tuple[str, ...]
+) -> None:
+    found, hint = run(transcript(exception, source, code_line))
+    assert found == cls
+    for word in words:
+        assert word in hint, f"hint should name {word!r}: {hint}"
     assert "dpipe-tui prune" not in hint  # no such command yet: a hint must name what exists
 
 
