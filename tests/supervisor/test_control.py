@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dpipe_tui.runs.model import RunState
+from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import Registry
 from dpipe_tui.services import runs
 from dpipe_tui.supervisor import control, procs
@@ -24,6 +24,16 @@ FAST_SIGNALS = ((signal.SIGINT, 2.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.
 def _running(home: Path, run_id: str, min_step: int = 1) -> bool:
     r = Registry(home).load(run_id)
     return r.state is RunState.RUNNING and (r.last_step or 0) >= min_step and r.engine_run_dir is not None
+
+
+def _running_long_run(
+    home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> tuple[Registry, RunRecord]:
+    """A scripted run that would step for minutes, once it is running: (registry, its live record)."""
+    record = submit_scripted(scripted_profile(steps=10_000, step_time=0.05))
+    wait_for(lambda: _running(home, record.id))
+    reg = Registry(home)
+    return reg, reg.load(record.id)
 
 
 def test_graceful_stop_checkpoints_and_leaves_no_process(
@@ -120,13 +130,10 @@ def test_save_creates_the_signal_file_and_engine_checkpoints(
 def test_killed_engine_group_is_failed_within_two_seconds(
     home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
 ) -> None:
-    record = submit_scripted(scripted_profile(steps=10_000, step_time=0.05))
-    wait_for(lambda: _running(home, record.id))
-    reg = Registry(home)
-    live = reg.load(record.id)
+    _, live = _running_long_run(home, scripted_profile, submit_scripted)
     kill_engine_group(live)
     t0 = time.monotonic()
-    seen = runs.status(home, record.id).record  # the status service, as `dpipe-tui status` calls it
+    seen = runs.status(home, live.id).record  # the status service, as `dpipe-tui status` calls it
     assert time.monotonic() - t0 < 2.0
     assert seen.state is RunState.FAILED
     assert seen.exit_code == -9
@@ -136,15 +143,12 @@ def test_killed_engine_group_is_failed_within_two_seconds(
 def test_killed_monitor_and_group_is_lost(
     home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
 ) -> None:
-    record = submit_scripted(scripted_profile(steps=10_000, step_time=0.05))
-    wait_for(lambda: _running(home, record.id))
-    reg = Registry(home)
-    live = reg.load(record.id)
+    reg, live = _running_long_run(home, scripted_profile, submit_scripted)
     os.kill(live.monitor_pid or 0, signal.SIGKILL)
     os.killpg(live.pgid or 0, signal.SIGKILL)
     wait_for(lambda: not procs.is_alive(live.monitor_pid, live.monitor_started), 5)
-    assert state_of(home, record.id) == "lost"
-    assert reg.load(record.id).state is RunState.LOST  # recorded, not just displayed
+    assert state_of(home, live.id) == "lost"
+    assert reg.load(live.id).state is RunState.LOST  # recorded, not just displayed
 
 
 def test_reused_pid_never_looks_alive(
@@ -170,14 +174,11 @@ def test_reused_pid_never_looks_alive(
 def test_engine_gone_with_a_stuck_monitor_shows_exiting_never_running(
     home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
 ) -> None:
-    record = submit_scripted(scripted_profile(steps=10_000, step_time=0.05))
-    wait_for(lambda: _running(home, record.id))
-    reg = Registry(home)
-    live = reg.load(record.id)
+    reg, live = _running_long_run(home, scripted_profile, submit_scripted)
     os.kill(live.monitor_pid or 0, signal.SIGSTOP)  # alive, but it cannot record anything
     try:
         kill_engine_group(live)
-        shown = runs.status(home, record.id)
+        shown = runs.status(home, live.id)
         assert shown.record.state is RunState.EXITING
         assert shown.to_json_dict()["state"] == "exiting"  # what `status --json` prints
         assert (shown.engine_alive, shown.monitor_alive) == (False, True)
@@ -186,13 +187,13 @@ def test_engine_gone_with_a_stuck_monitor_shows_exiting_never_running(
         rows = dict(_progress_fields(shown.record, shown.progress))  # `status`'s human rows
         assert rows["step"] != "-"
         assert (rows["speed"], rows["eta"], rows["next save"]) == ("-", "-", "-")  # no engine, no ETA
-        assert reg.load(record.id).state is RunState.RUNNING  # the view is never stored
+        assert reg.load(live.id).state is RunState.RUNNING  # the view is never stored
         with pytest.raises(ValueError, match="never stored"):
             reg.save(shown.record)
         assert [s.record.state for s in runs.list_runs(home, dispatch=False).runs] == [RunState.EXITING]
     finally:
         os.kill(live.monitor_pid or 0, signal.SIGCONT)
-    wait_for(lambda: reg.load(record.id).state is RunState.FAILED, 10)  # the monitor records the truth
-    final = runs.status(home, record.id).record
+    wait_for(lambda: reg.load(live.id).state is RunState.FAILED, 10)  # the monitor records the truth
+    final = runs.status(home, live.id).record
     assert final.exit_code == -9
     assert final.failure_class
