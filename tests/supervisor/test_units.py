@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dpipe_tui.runs.model import RunRecord
-from dpipe_tui.services.settings import SettingsError, load_settings
+from dpipe_tui.settings import SettingsError, load_settings
 from dpipe_tui.supervisor.console import ConsoleWriter
 from dpipe_tui.supervisor.launch import build_command, resolve_deepspeed
 from dpipe_tui.supervisor.ports import free_port, port_is_free

@@ -53,7 +53,7 @@ def _service(call: Callable[[], T]) -> T:
     """Run a service call, turning lookup and refusal errors into one-line diagnostics and exit codes."""
     from dpipe_tui.runs.registry import RecordError
     from dpipe_tui.services.runs import ServiceError
-    from dpipe_tui.services.settings import SettingsError
+    from dpipe_tui.settings import SettingsError
 
     try:
         return call()

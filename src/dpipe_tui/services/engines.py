@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-    from dpipe_tui.services.settings import Settings
+    from dpipe_tui.settings import Settings
 
 
 class EngineError(ValueError):

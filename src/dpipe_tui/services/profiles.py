@@ -139,7 +139,7 @@ def _main_table(path: Path) -> dict[str, object] | None:
 def _run_base_dir(path: Path, data: dict[str, object], home: Path) -> Path | None:
     """Where ``run`` would resolve this main profile's relative paths (None: no usable engine)."""
     from dpipe_tui.services.engines import EngineError, choose_engine
-    from dpipe_tui.services.settings import SettingsError, load_settings
+    from dpipe_tui.settings import SettingsError, load_settings
 
     table = data.get("dpipe_tui")
     try:

@@ -27,7 +27,7 @@ from dpipe_tui.runs.registry import (
     RunNotFound,
 )
 from dpipe_tui.services.engines import EngineError, choose_engine
-from dpipe_tui.services.settings import Settings, load_settings
+from dpipe_tui.settings import Settings, load_settings
 from dpipe_tui.supervisor import control, preflight, queue
 from dpipe_tui.supervisor.autoresume import next_attempt
 from dpipe_tui.supervisor.follow import RunFollower, last_lines

@@ -1,4 +1,7 @@
-"""User settings from ``<home>/settings.toml``: engine paths and supervisor defaults.
+"""User settings from ``<home>/settings.toml``: engine paths, supervisor defaults, notifications.
+
+Why at the top of the package (beside ``paths``): the per-run monitor (supervisor) needs the stop
+timeout and the ``[notify]`` table, and the services read the same file, so the reader sits below both.
 
 Why a file and environment: the diffusion-pipe checkout and its Python environment differ per
 machine and must not be repeated on every command; ``$DIFFUSION_PIPE_PATH`` (and
