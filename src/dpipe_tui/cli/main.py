@@ -44,15 +44,9 @@ def root(
 
 
 def _register_commands() -> None:
-    import importlib
+    from dpipe_tui.cli import profile_cmds, run_cmds, telemetry_cmds
 
-    for name in ("profile_cmds", "run_cmds", "telemetry_cmds"):
-        try:
-            module = importlib.import_module(f"dpipe_tui.cli.{name}")
-        except ModuleNotFoundError as exc:  # a command group not written yet
-            if exc.name != f"dpipe_tui.cli.{name}":
-                raise
-            continue
+    for module in (profile_cmds, run_cmds, telemetry_cmds):
         module.register(app)
 
 

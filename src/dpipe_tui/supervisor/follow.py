@@ -112,6 +112,13 @@ class RunFollower:
 
     def poll(self) -> FollowUpdate:
         """Read what was appended and the current record (reconciled with the OS every few seconds)."""
+        record = self.poll_record()
+        events = [e for e in (Event.from_json(line) for line in self._metrics.read()) if e is not None]
+        lines = self._console.read() if self._console is not None else []
+        return FollowUpdate(record, events, lines)
+
+    def poll_record(self) -> RunRecord:
+        """The current record only: re-read, and reconciled with the OS every few seconds."""
         try:
             record = self.registry.load(self.run_id)
         except (RunNotFound, RecordError):
@@ -128,9 +135,7 @@ class RunFollower:
             elif alive is not None and not alive.engine:
                 record = exiting_view(record)  # the monitor records the outcome within moments
         self.record = record
-        events = [e for e in (Event.from_json(line) for line in self._metrics.read()) if e is not None]
-        lines = self._console.read() if self._console is not None else []
-        return FollowUpdate(record, events, lines)
+        return record
 
 
 def _size(path: Path) -> int:

@@ -1,0 +1,231 @@
+"""The cockpit: the one facade every front end holds (the CLI for one call, the TUI for days).
+
+Why a facade bound to a home: a long-lived client must not rebuild its world on every poll, and the
+two front ends must not each learn which supervisor, registry, telemetry and GPU modules to combine.
+The cockpit owns the home, its registry, the settings (re-read when ``settings.toml`` changes), the
+GPU probe, the clock and the process spawner (all injectable, so a test passes a temp home, a fake
+probe or a recording spawner). Every use case is a method returning a typed result; every refusal is
+one :class:`~dpipe_tui.services.errors.Refusal` with a code, a message and a remedy.
+
+Reads are reads: :meth:`runs`, :meth:`status`, :meth:`watch`, :meth:`log_tail` and :meth:`gpus`
+never start a process and never write. Writers (:meth:`launch`, :meth:`resume`, :meth:`stop`,
+:meth:`remove`) dispatch the queue, and :meth:`dispatch_queue` does it on request; a monitor started
+from a client is double-forked, so no client is ever its parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from dpipe_tui import paths
+from dpipe_tui.runs.model import RecordError, RunRecord, RunState
+from dpipe_tui.runs.registry import AmbiguousRun, Registry, RunNotFound
+from dpipe_tui.services import profiles as profile_svc
+from dpipe_tui.services import runs as run_svc
+from dpipe_tui.services.errors import Refusal, RefusalCode, Remedy, RemedyAction
+from dpipe_tui.services.watch import RunWatch, WatchUpdate
+from dpipe_tui.settings import Settings, SettingsError, load_settings
+from dpipe_tui.supervisor import queue
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from dpipe_tui.gpu.probe import GpuProbe, GpuReport
+
+__all__ = ["Cockpit", "RunRecord", "RunState", "RunWatch", "WatchUpdate"]
+
+
+class Cockpit:
+    """Every use case of dpipe-tui, bound to one home.
+
+    Args:
+        home: the dpipe-tui home (registry in ``HOME/runs``); default: :func:`dpipe_tui.paths.home`.
+        probe: the GPU probe (default: NVML, which degrades to "no driver" without one).
+        clock: current unix time (progress, ETA, ages).
+        spawn: starts a run's detached monitor (default: the double-forking spawner).
+    """
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        probe: GpuProbe | None = None,
+        clock: Callable[[], float] = time.time,
+        spawn: queue.SpawnMonitor = queue.spawn_monitor,
+    ) -> None:
+        """Bind to ``home``; nothing is read or created until a method needs it."""
+        self.home = (home or paths.home()).expanduser().resolve()
+        self.registry = Registry(self.home)
+        self.clock = clock
+        self._spawn = spawn
+        self._probe = probe
+        self._settings: Settings | None = None
+        self._settings_key: tuple[int, int] | None = None
+
+    # -- settings ---------------------------------------------------------------------------------
+    @property
+    def settings_path(self) -> Path:
+        """Where the user's settings live (``HOME/settings.toml``)."""
+        return paths.settings_file(self.home)
+
+    def settings(self) -> Settings:
+        """The effective settings, re-read when the file changed since the last call.
+
+        Raises:
+            Refusal: ``SETTINGS`` — the file is bad (the message names the file and key).
+        """
+        try:
+            st = self.settings_path.stat()
+            key: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = None
+        if self._settings is None or key != self._settings_key:
+            with _refusals():
+                self._settings = load_settings(self.home)
+            self._settings_key = key
+        return self._settings
+
+    # -- profiles ---------------------------------------------------------------------------------
+    def validate(
+        self, files: list[Path], *, check_paths: bool = True, gpu_count: int | None = None
+    ) -> profile_svc.ValidationRun:
+        """Validate main/dataset configs as ``dpipe-tui validate`` does (dataset plan included)."""
+        return profile_svc.validate_files(files, check_paths=check_paths, gpu_count=gpu_count, home=self.home)
+
+    def profiles(self, folders: list[Path] | None = None) -> list[profile_svc.ProfileSummary]:
+        """The profile library (the profiles folder and the shipped ones, or ``folders``)."""
+        return profile_svc.list_profiles(folders)
+
+    def recipes(self) -> list[profile_svc.Recipe]:
+        """The recipes a new profile can start from."""
+        return profile_svc.list_recipes()
+
+    def new_profile(self, recipe: str, name: str, directory: Path | None = None) -> profile_svc.NewProfile:
+        """Create ``NAME.toml`` + ``NAME.dataset.toml`` from a recipe (never overwrites).
+
+        Raises:
+            Refusal: ``NOT_FOUND`` (unknown recipe), ``UNREADABLE`` (bad name) or ``IO`` (exists,
+                unwritable).
+        """
+        try:
+            return profile_svc.new_profile(recipe, name, directory)
+        except profile_svc.LibraryError as exc:
+            code = RefusalCode.NOT_FOUND if exc.usage else RefusalCode.IO
+            raise Refusal(code, str(exc)) from exc
+
+    # -- runs: reads ------------------------------------------------------------------------------
+    def runs(self) -> run_svc.RunListing:
+        """Every run, reconciled with the OS. Starts nothing, writes nothing but lost/exiting truth."""
+        return run_svc.list_runs(self.home, dispatch=False)
+
+    def resolve(self, ref: str) -> str:
+        """The full run id of an id or unique prefix.
+
+        Raises:
+            Refusal: ``NOT_FOUND`` or ``AMBIGUOUS``.
+        """
+        with _refusals():
+            return self.registry.resolve(ref)
+
+    def status(self, ref: str) -> run_svc.RunStatus:
+        """One run, reconciled with the OS, with its progress (rate and ETA from the wall clock)."""
+        with _refusals():
+            return run_svc.status(self.home, ref)
+
+    def watch(
+        self, ref: str, *, console: bool = False, tail_lines: int = 0, series: bool = False
+    ) -> RunWatch:
+        """An incremental view of a run (see :class:`RunWatch`); poll it as often as you redraw."""
+        run_id = self.resolve(ref)
+        with _refusals():
+            return RunWatch(
+                self.registry, run_id, console=console, tail_lines=tail_lines, series=series, clock=self.clock
+            )
+
+    def log_tail(self, ref: str, lines: int = 50) -> tuple[list[str], int]:
+        """The last ``lines`` console lines and the byte offset after them."""
+        with _refusals():
+            return run_svc.read_log(self.home, ref, lines)
+
+    def gpus(self) -> GpuReport:
+        """One sample of every GPU (and the host's CPU and RAM); never raises without a driver."""
+        if self._probe is None:
+            from dpipe_tui.gpu.probe import default_probe
+
+            self._probe = default_probe()
+        return self._probe.sample()
+
+    # -- runs: writes -----------------------------------------------------------------------------
+    def launch(self, request: run_svc.LaunchRequest) -> run_svc.LaunchResult:
+        """Pre-flight, create and start (or queue) a run.
+
+        Raises:
+            Refusal: pre-flight said no (``PROFILE_INVALID`` carries the findings).
+        """
+        with _refusals():
+            result = run_svc.launch(self.home, request, spawn=self._spawn)
+        if result.record is None:
+            raise _launch_refusal(result)
+        return result
+
+    def stop(
+        self,
+        ref: str,
+        *,
+        now: bool = False,
+        timeout: float | None = None,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> Any:
+        """Stop (or dequeue) a run and follow it until it ended."""
+        with _refusals():
+            return run_svc.stop_run(self.home, ref, now=now, timeout=timeout, on_progress=on_progress)
+
+    def save(self, ref: str) -> Path:
+        """Ask a running engine for a checkpoint at the end of its current step."""
+        with _refusals():
+            return run_svc.save_run(self.home, ref)
+
+    def resume(
+        self, ref: str, *, from_tag: str | None = None, force: bool = False, auto_resume: int | None = None
+    ) -> run_svc.ResumeResult:
+        """Start a new attempt of an ended run from its checkpoint."""
+        with _refusals():
+            return run_svc.resume_run(
+                self.home, ref, from_tag=from_tag, force=force, auto_resume=auto_resume, spawn=self._spawn
+            )
+
+    def remove(self, ref: str) -> str:
+        """Delete a run's registry folder (never the engine's output); refuses on a live run."""
+        with _refusals():
+            return run_svc.remove_run(self.home, ref)
+
+    def dispatch_queue(self) -> list[str]:
+        """Start every queued run whose GPUs are free (monitors double-forked); the ids started."""
+        return queue.dispatch(self.registry, spawn=self._spawn)
+
+
+def _launch_refusal(result: run_svc.LaunchResult) -> Refusal:
+    message = result.error or "launch refused"
+    return Refusal(RefusalCode.PROFILE_INVALID, message, findings=list(result.findings))
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """Turn the domain's lookup and refusal errors into :class:`Refusal`."""
+    try:
+        yield
+    except Refusal:
+        raise
+    except AmbiguousRun as exc:
+        raise Refusal(RefusalCode.AMBIGUOUS, str(exc)) from exc
+    except RunNotFound as exc:
+        raise Refusal(RefusalCode.NOT_FOUND, str(exc).strip("'\"")) from exc
+    except RecordError as exc:
+        raise Refusal(RefusalCode.UNREADABLE, str(exc)) from exc
+    except SettingsError as exc:
+        raise Refusal(RefusalCode.SETTINGS, str(exc), remedy=Remedy(RemedyAction.FIX_SETTINGS)) from exc
+    except run_svc.ServiceError as exc:
+        raise Refusal(RefusalCode.WRONG_STATE, str(exc)) from exc

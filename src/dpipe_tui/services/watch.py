@@ -1,0 +1,151 @@
+"""Following one run: :class:`RunWatch`, the one incremental object behind every live view.
+
+Why one object: ``dpipe-tui run`` in the foreground, ``dpipe-tui logs -f`` and the TUI's run view all
+show the same run as it moves (state, progress, charts, new console lines). If each kept its own
+offsets and folds they would drift and each would be tempted to re-read files from the start. A watch
+keeps byte offsets into ``metrics.jsonl`` and ``console.log`` and never reads a byte twice: the first
+poll folds the history (sparsely unless the chart series are wanted, see
+:meth:`dpipe_tui.telemetry.store.MetricsTail.catch_up`), every later poll reads only what was
+appended. The record comes from the registry, reconciled with the OS, so a dead run is never shown
+running. Nothing here writes or starts anything.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dpipe_tui.services.metrics import ProgressTracker
+from dpipe_tui.supervisor.follow import LineTail, RunFollower, last_lines
+from dpipe_tui.telemetry.downsample import minmax
+from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS
+from dpipe_tui.telemetry.store import MetricSeries, MetricsTail, Series
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dpipe_tui.runs.model import RunRecord
+    from dpipe_tui.runs.registry import Registry
+    from dpipe_tui.telemetry.events import Event
+    from dpipe_tui.telemetry.progress import ProgressSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class WatchUpdate:
+    """What one poll of a :class:`RunWatch` saw."""
+
+    record: RunRecord
+    """The run as the registry and the OS say it is now."""
+    progress: ProgressSnapshot
+    """Epoch/step, rate, ETA, next save/checkpoint, folded from every event so far."""
+    events: tuple[Event, ...]
+    """Events new since the previous poll (the first poll: the history it folded)."""
+    lines: tuple[str, ...]
+    """Console lines new since the previous poll (the first poll: the requested tail)."""
+
+    @property
+    def ended(self) -> bool:
+        """True once the run's current attempt has ended (completed, failed, stopped, lost)."""
+        return self.record.state.is_terminal
+
+
+class RunWatch:
+    """Incremental view of one run.
+
+    Args:
+        registry: the registry the run lives in.
+        run_id: the run (a full id).
+        console: also follow ``console.log``.
+        tail_lines: with ``console``, how many of the existing last lines the first poll returns
+            (the rest of the existing log is skipped, never read).
+        series: keep the loss/lr/eval series for charts (the first poll then reads every event of
+            the history; without series it reads only what progress needs).
+        clock: current unix time (the progress model's clock; injected in tests).
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        run_id: str,
+        *,
+        console: bool = False,
+        tail_lines: int = 0,
+        series: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Attach to ``run_id``; nothing is read until the first :meth:`poll`."""
+        self.run_id = run_id
+        self._follower = RunFollower(registry, run_id)
+        self._metrics = MetricsTail(registry.metrics(run_id))
+        self._console_path = registry.console_log(run_id) if console else None
+        self._console: LineTail | None = None
+        self._tail_lines = tail_lines
+        self.series: MetricSeries | None = MetricSeries() if series else None
+        self._tracker = ProgressTracker(self._follower.record, clock=clock)
+        self._started = False
+
+    @property
+    def record(self) -> RunRecord:
+        """The record as of the last poll."""
+        return self._follower.record
+
+    @property
+    def console_offset(self) -> int | None:
+        """Byte offset in ``console.log`` of the next line to read (None before the first poll)."""
+        return self._console.offset if self._console is not None else None
+
+    def poll(self) -> WatchUpdate:
+        """Read what changed since the last poll."""
+        record = self._follower.poll_record()
+        if not self._started:
+            self._started = True
+            events = self._history()
+            lines = self._open_console()
+        else:
+            events = self._metrics.read_new()
+            lines = self._console.read() if self._console is not None else []
+        if self.series is not None:
+            self.series.add(events)
+        progress = self._tracker.update(record, events)
+        return WatchUpdate(record, progress, tuple(events), tuple(lines))
+
+    def _history(self) -> list[Event]:
+        if self.series is not None:
+            return self._metrics.read_new()
+        return self._metrics.catch_up(FOLDED_KINDS, recent_kind="step", recent=RECENT_STEPS)
+
+    def _open_console(self) -> list[str]:
+        if self._console_path is None:
+            return []
+        lines, offset = last_lines(self._console_path, self._tail_lines)
+        self._console = LineTail(self._console_path, offset)
+        return lines
+
+    def chart(
+        self, name: str, points: int, *, last_steps: int | None = None
+    ) -> tuple[list[float], list[float]]:
+        """A series reduced to about ``points`` points for drawing (min/max per bucket).
+
+        Args:
+            name: ``loss``, ``lr``, ``epoch_loss``, or ``eval:<name>`` (an eval dataset's loss).
+            points: the chart's width in data points (e.g. 2 per braille cell column).
+            last_steps: only the last N steps (the whole run when None).
+        """
+        series = self._series(name)
+        if series is None or not len(series):
+            return [], []
+        xs, ys = series.x, series.y
+        if last_steps is not None and len(xs):
+            start = bisect_left(xs, xs[-1] - last_steps)
+            xs, ys = xs[start:], ys[start:]
+        return minmax(xs, ys, points)
+
+    def _series(self, name: str) -> Series | None:
+        found = self.series
+        if found is None:
+            return None
+        if name.startswith("eval:"):
+            return found.evals.get(name[5:])
+        return {"loss": found.loss, "lr": found.lr, "epoch_loss": found.epoch_loss}.get(name)
