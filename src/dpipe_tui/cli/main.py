@@ -37,16 +37,23 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
-    """Without a command: show help (the TUI opens here once it lands)."""
+    """Without a command: open the TUI on a terminal, show this help elsewhere."""
+    import sys
+
     common.apply_home(home)
     if ctx.invoked_subcommand is None:
-        print(ctx.get_help())
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from dpipe_tui.cli.tui_cmds import open_tui
+
+            open_tui()
+        else:
+            print(ctx.get_help())
 
 
 def _register_commands() -> None:
-    from dpipe_tui.cli import profile_cmds, run_cmds, telemetry_cmds
+    from dpipe_tui.cli import profile_cmds, run_cmds, telemetry_cmds, tui_cmds
 
-    for module in (profile_cmds, run_cmds, telemetry_cmds):
+    for module in (profile_cmds, run_cmds, telemetry_cmds, tui_cmds):
         module.register(app)
 
 

@@ -16,7 +16,9 @@ from a client is double-forked, so no client is ever its parent.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
@@ -25,14 +27,15 @@ from dpipe_tui.runs.registry import AmbiguousRun, Registry, RunNotFound
 from dpipe_tui.services import profiles as profile_svc
 from dpipe_tui.services import runs as run_svc
 from dpipe_tui.services.errors import Refusal, RefusalCode, Remedy, RemedyAction
+from dpipe_tui.services.metrics import ProgressTracker
 from dpipe_tui.services.watch import RunWatch, WatchUpdate
 from dpipe_tui.settings import Settings, SettingsError, load_settings
 from dpipe_tui.supervisor import queue
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
+    from dpipe_tui.checkpoints.resume import ResumePoint
     from dpipe_tui.gpu.probe import GpuProbe, GpuReport
 
 __all__ = ["Cockpit", "RunRecord", "RunState", "RunWatch", "WatchUpdate"]
@@ -46,6 +49,8 @@ class Cockpit:
         probe: the GPU probe (default: NVML, which degrades to "no driver" without one).
         clock: current unix time (progress, ETA, ages).
         spawn: starts a run's detached monitor (default: the double-forking spawner).
+        profile_dirs: where the profile library lives (default: the profiles folder and the
+            profiles shipped with the package).
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class Cockpit:
         probe: GpuProbe | None = None,
         clock: Callable[[], float] = time.time,
         spawn: queue.SpawnMonitor = queue.spawn_monitor,
+        profile_dirs: list[Path] | None = None,
     ) -> None:
         """Bind to ``home``; nothing is read or created until a method needs it."""
         self.home = (home or paths.home()).expanduser().resolve()
@@ -62,8 +68,10 @@ class Cockpit:
         self.clock = clock
         self._spawn = spawn
         self._probe = probe
+        self.profile_dirs = profile_dirs
         self._settings: Settings | None = None
         self._settings_key: tuple[int, int] | None = None
+        self._trackers: dict[str, ProgressTracker] = {}
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -96,8 +104,8 @@ class Cockpit:
         return profile_svc.validate_files(files, check_paths=check_paths, gpu_count=gpu_count, home=self.home)
 
     def profiles(self, folders: list[Path] | None = None) -> list[profile_svc.ProfileSummary]:
-        """The profile library (the profiles folder and the shipped ones, or ``folders``)."""
-        return profile_svc.list_profiles(folders)
+        """The profile library (``folders``, else the cockpit's profile folders)."""
+        return profile_svc.list_profiles(folders if folders is not None else self.profile_dirs)
 
     def recipes(self) -> list[profile_svc.Recipe]:
         """The recipes a new profile can start from."""
@@ -117,9 +125,33 @@ class Cockpit:
             raise Refusal(code, str(exc)) from exc
 
     # -- runs: reads ------------------------------------------------------------------------------
-    def runs(self) -> run_svc.RunListing:
-        """Every run, reconciled with the OS. Starts nothing, writes nothing but lost/exiting truth."""
-        return run_svc.list_runs(self.home, dispatch=False)
+    def runs(self, *, progress: bool = False) -> run_svc.RunListing:
+        """Every run, reconciled with the OS. Starts nothing; writes nothing but the truth of lost runs.
+
+        Args:
+            progress: also fold each live run's progress — rate, ETA, smoothed loss —
+                from its ``metrics.jsonl``. A long-lived cockpit keeps one incremental tracker per
+                run, so each poll reads only what was appended since the last one.
+        """
+        listing = run_svc.list_runs(self.home, dispatch=False)
+        if not progress:
+            return listing
+        seen: set[str] = set()
+        out: list[run_svc.RunStatus] = []
+        for found in listing.runs:
+            record = found.record
+            if not record.state.is_live:  # ended runs show their record; only live ones move
+                out.append(found)
+                continue
+            seen.add(record.id)
+            tracker = self._trackers.get(record.id)
+            if tracker is None:
+                tracker = ProgressTracker(record, self.registry.metrics(record.id), self.clock)
+                self._trackers[record.id] = tracker
+            out.append(dataclasses.replace(found, progress=tracker.refresh(record)))
+        for gone in set(self._trackers) - seen:
+            del self._trackers[gone]
+        return run_svc.RunListing(out, listing.problems)
 
     def resolve(self, ref: str) -> str:
         """The full run id of an id or unique prefix.
@@ -149,6 +181,33 @@ class Cockpit:
         """The last ``lines`` console lines and the byte offset after them."""
         with _refusals():
             return run_svc.read_log(self.home, ref, lines)
+
+    def resume_points(self, ref: str) -> list[ResumePoint]:
+        """The run's training states (``global_stepN``), newest first; complete ones can be resumed."""
+        from dpipe_tui.checkpoints.resume import resume_points
+
+        with _refusals():
+            record = self.registry.load(self.registry.resolve(ref))
+        if not record.engine_run_dir:
+            return []
+        points = resume_points(Path(record.engine_run_dir))
+        return sorted(points, key=lambda p: p.step, reverse=True)
+
+    def frozen_profile(self, ref: str) -> tuple[Path, str]:
+        """The profile a run trains from (its frozen copy) and its text, for a read-only view.
+
+        Raises:
+            Refusal: ``NOT_FOUND`` when the run or its frozen copy is gone.
+        """
+        with _refusals():
+            record = self.registry.load(self.registry.resolve(ref))
+        path = Path(record.config_path) if record.config_path else None
+        if path is None:
+            raise Refusal(RefusalCode.NOT_FOUND, f"run {record.id} has no frozen profile")
+        try:
+            return path, path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise Refusal(RefusalCode.NOT_FOUND, f"cannot read {path}: {exc.strerror}") from exc
 
     def gpus(self) -> GpuReport:
         """One sample of every GPU (and the host's CPU and RAM); never raises without a driver."""
@@ -182,6 +241,10 @@ class Cockpit:
         """Stop (or dequeue) a run and follow it until it ended."""
         with _refusals():
             return run_svc.stop_run(self.home, ref, now=now, timeout=timeout, on_progress=on_progress)
+
+    def request_stop(self, ref: str, *, now: bool = False, timeout: float | None = None) -> None:
+        """Ask for a stop (``now``: signals at once) and return; :meth:`watch` shows it happen."""
+        self.stop(ref, now=now, timeout=timeout)
 
     def save(self, ref: str) -> Path:
         """Ask a running engine for a checkpoint at the end of its current step."""

@@ -11,7 +11,16 @@ from typing import Any
 
 from dpipe_tui.gpu.probe import GpuProbe, GpuReport, GpuSnapshot, default_probe
 
-__all__ = ["default_probe", "host_line", "report_rows", "report_to_dict", "sample"]
+__all__ = [
+    "GpuProbe",
+    "GpuReport",
+    "GpuSnapshot",
+    "default_probe",
+    "host_line",
+    "report_rows",
+    "report_to_dict",
+    "sample",
+]
 
 
 def sample(probe: GpuProbe | None = None) -> GpuReport:

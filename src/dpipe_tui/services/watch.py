@@ -12,6 +12,7 @@ running. Nothing here writes or starts anything.
 
 from __future__ import annotations
 
+import math
 import time
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from typing import TYPE_CHECKING
 
 from dpipe_tui.services.metrics import ProgressTracker
 from dpipe_tui.supervisor.follow import LineTail, RunFollower, last_lines
+from dpipe_tui.telemetry.chart import ascii_chart, braille_chart
 from dpipe_tui.telemetry.downsample import minmax
+from dpipe_tui.telemetry.events import EventKind
 from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS
 from dpipe_tui.telemetry.store import MetricSeries, MetricsTail, Series
 
@@ -30,6 +33,28 @@ if TYPE_CHECKING:
     from dpipe_tui.runs.registry import Registry
     from dpipe_tui.telemetry.events import Event
     from dpipe_tui.telemetry.progress import ProgressSnapshot
+
+
+EMA_ALPHA = 0.05
+"""Weight of a new loss in the smoothed curve (about the last 40 steps count)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChartLayer:
+    """One series of a chart, drawn: ``lines`` of equal width (braille or ASCII), top row first."""
+
+    name: str
+    lines: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """Series drawn on shared axes; a front end overlays the layers (later layers on top)."""
+
+    layers: list[ChartLayer]
+    x_range: tuple[float, float] | None
+    y_range: tuple[float, float] | None
+    """None when there is nothing to draw yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +108,9 @@ class RunWatch:
         self._console: LineTail | None = None
         self._tail_lines = tail_lines
         self.series: MetricSeries | None = MetricSeries() if series else None
+        self.loss_smooth = Series()
+        """The loss as an exponential moving average (the smoothed curve of the run view)."""
+        self._ema: float | None = None
         self._tracker = ProgressTracker(self._follower.record, clock=clock)
         self._started = False
 
@@ -108,8 +136,22 @@ class RunWatch:
             lines = self._console.read() if self._console is not None else []
         if self.series is not None:
             self.series.add(events)
+            self._smooth(events)
         progress = self._tracker.update(record, events)
         return WatchUpdate(record, progress, tuple(events), tuple(lines))
+
+    def _smooth(self, events: list[Event]) -> None:
+        for event in events:
+            if event.kind is not EventKind.STEP:
+                continue
+            loss = event.get("loss")
+            if not isinstance(loss, int | float) or not math.isfinite(loss):
+                continue
+            step = float(event.data["step"])
+            if self.loss_smooth.x and step <= self.loss_smooth.x[-1]:
+                self._ema = None  # a resume went back: smooth the new timeline afresh
+            self._ema = float(loss) if self._ema is None else self._ema + EMA_ALPHA * (loss - self._ema)
+            self.loss_smooth.append(step, self._ema)
 
     def _history(self) -> list[Event]:
         if self.series is not None:
@@ -148,4 +190,43 @@ class RunWatch:
             return None
         if name.startswith("eval:"):
             return found.evals.get(name[5:])
-        return {"loss": found.loss, "lr": found.lr, "epoch_loss": found.epoch_loss}.get(name)
+        named = {"loss": found.loss, "loss_smooth": self.loss_smooth, "lr": found.lr}
+        return named.get(name, found.epoch_loss if name == "epoch_loss" else None)
+
+    def eval_names(self) -> list[str]:
+        """The eval datasets seen so far (``eval:<name>`` charts)."""
+        return sorted(self.series.evals) if self.series is not None else []
+
+    def draw(
+        self,
+        names: list[str],
+        width: int,
+        height: int,
+        *,
+        last_steps: int | None = None,
+        ascii_only: bool = False,
+    ) -> Chart:
+        """Draw series on shared axes, ``width`` x ``height`` characters each layer.
+
+        A 1M-point series is reduced to a few points per column first (min/max per bucket), so a
+        redraw costs the chart's size, not the run's length.
+        """
+        data = [(n, *self.chart(n, max(2, width * 2), last_steps=last_steps)) for n in names]
+        data = [(n, xs, ys) for n, xs, ys in data if xs]
+        finite = [y for _, _, ys in data for y in ys if math.isfinite(y)]
+        if not data or not finite or width < 1 or height < 1:
+            return Chart([], None, None)
+        y_range = (min(finite), max(finite))
+        x_range = (min(xs[0] for _, xs, _ in data), max(xs[-1] for _, xs, _ in data))
+        layers = []
+        for n, xs, ys in data:
+            if ascii_only:
+                mark = _MARKS.get(n, "o")
+                lines = ascii_chart(xs, ys, width, height, y_range=y_range, x_range=x_range, mark=mark)
+            else:
+                lines = braille_chart(xs, ys, width, height, y_range=y_range, x_range=x_range)
+            layers.append(ChartLayer(n, lines))
+        return Chart(layers, x_range, y_range)
+
+
+_MARKS = {"loss": ".", "loss_smooth": "*", "lr": "*"}

@@ -28,6 +28,7 @@ def braille_chart(
     height: int,
     *,
     y_range: tuple[float, float] | None = None,
+    x_range: tuple[float, float] | None = None,
 ) -> list[str]:
     """Draw ``(xs, ys)`` into ``height`` strings of ``width`` braille characters (top row first).
 
@@ -38,6 +39,8 @@ def braille_chart(
         height: lines (4 dots each).
         y_range: (low, high) of the y axis; default the finite data's min and max. Values outside
             are clamped to the edge rows.
+        x_range: (first, last) of the x axis; default the data's first and last x (several series
+            drawn on one chart share it).
 
     Returns:
         ``height`` strings, each exactly ``width`` characters.
@@ -52,16 +55,19 @@ def braille_chart(
     cells = [[0] * width for _ in range(height)]
     points = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
     if points:
-        _plot(cells, points, y_range)
+        _plot(cells, points, y_range, x_range)
     return ["".join(chr(_BLANK + bits) for bits in row) for row in cells]
 
 
 def _plot(
-    cells: list[list[int]], points: list[tuple[float, float]], y_range: tuple[float, float] | None
+    cells: list[list[int]],
+    points: list[tuple[float, float]],
+    y_range: tuple[float, float] | None,
+    x_range: tuple[float, float] | None,
 ) -> None:
     height, width = len(cells), len(cells[0])
     dots_w, dots_h = width * 2, height * 4
-    x0, x1 = points[0][0], points[-1][0]
+    x0, x1 = x_range if x_range is not None else (points[0][0], points[-1][0])
     low, high = y_range if y_range is not None else (min(p[1] for p in points), max(p[1] for p in points))
     if high <= low:  # a flat series sits in the middle
         low, high = low - 1.0, low + 1.0
@@ -78,3 +84,38 @@ def _plot(
         else:
             cells[py >> 2][px >> 1] |= _DOT[py & 3][px & 1]
         prev = (px, py)
+
+
+def ascii_chart(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    width: int,
+    height: int,
+    *,
+    y_range: tuple[float, float] | None = None,
+    x_range: tuple[float, float] | None = None,
+    mark: str = "*",
+) -> list[str]:
+    """The ASCII fallback of :func:`braille_chart`: one ``mark`` per cell, spaces elsewhere.
+
+    For terminals without braille glyphs: a cell is marked when any point falls in it (one row per
+    line, one column per character), with the same axes and clamping as the braille chart.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"chart size must be at least 1x1, got {width}x{height}")
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys differ in length ({len(xs)} != {len(ys)})")
+    rows = [[" "] * width for _ in range(height)]
+    points = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
+    if points:
+        x0, x1 = x_range if x_range is not None else (points[0][0], points[-1][0])
+        low, high = y_range if y_range is not None else (min(p[1] for p in points), max(p[1] for p in points))
+        if high <= low:
+            low, high = low - 1.0, low + 1.0
+        sx = (width - 1) / (x1 - x0) if x1 > x0 else 0.0
+        sy = (height - 1) / (high - low)
+        for x, y in points:
+            col = min(max(int((x - x0) * sx), 0), width - 1)
+            row = min(max(round((high - y) * sy), 0), height - 1)
+            rows[row][col] = mark
+    return ["".join(row) for row in rows]

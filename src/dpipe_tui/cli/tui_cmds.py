@@ -1,0 +1,50 @@
+"""``dpipe-tui tui`` (and ``dpipe-tui`` alone on a terminal): open the Textual cockpit.
+
+Why here and lazy: the CLI is the only place allowed to import the UI (style.md §2), and only when a
+person asks for it, so ``dpipe-tui ls`` never pays for importing Textual.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from dpipe_tui import paths
+from dpipe_tui.cli import common
+
+
+def open_tui(*, no_mouse: bool = False, ascii_only: bool = False, open_run: str | None = None) -> None:
+    """Run the app on this terminal until the user quits (the runs go on without it)."""
+    from dpipe_tui.services.cockpit import Cockpit
+    from dpipe_tui.ui.app import DpipeApp, setup_logging
+
+    home = paths.home()
+    setup_logging(paths.state_dir(home))
+    ascii_only = ascii_only or os.environ.get("DPIPE_TUI_ASCII") == "1"
+    app = DpipeApp(Cockpit(home), ascii_only=ascii_only, open_run=open_run)
+    app.run(mouse=not no_mouse)
+
+
+def tui(
+    no_mouse: Annotated[
+        bool, typer.Option("--no-mouse", help="Do not capture the mouse (keeps the terminal's copy/paste).")
+    ] = False,
+    ascii_only: Annotated[
+        bool, typer.Option("--ascii", help="No braille or block characters (ASCII charts and bars).")
+    ] = False,
+    run_ref: Annotated[str | None, typer.Option("--run", help="Open this run's view at start.")] = None,
+    home: common.HomeOption = None,
+) -> None:
+    """Open the terminal cockpit: runs, GPUs, run views, new runs. Quitting it never stops a run."""
+    common.apply_home(home)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        common.fail("the TUI needs a terminal (stdin and stdout); use the commands (dpipe-tui --help)")
+    open_tui(no_mouse=no_mouse, ascii_only=ascii_only, open_run=run_ref)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``tui`` command."""
+    app.command("tui")(tui)

@@ -1,0 +1,153 @@
+"""Plain-text presentation shared by every front end: durations, ages, rates, ETA, sizes, states.
+
+Why one module without Rich or Textual: ``dpipe-tui status`` and the TUI's run view must say "12m05s",
+"0.70 it/s (1.4s/step)" and "measuring" in exactly the same words, and a state must have the same
+glyph and colour name everywhere. Front ends map the style names to their own colours (the CLI to
+Rich markup, the TUI to its theme) and may ask for ASCII glyphs for terminals without Unicode.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dpipe_tui.telemetry.progress import ProgressSnapshot
+
+GLYPHS = {
+    "queued": ("…", "."),
+    "starting": ("◌", "~"),
+    "running": ("▶", ">"),
+    "exiting": ("◍", "%"),
+    "completed": ("✔", "+"),
+    "failed": ("✖", "x"),
+    "stopped": ("■", "-"),
+    "lost": ("?", "?"),
+}
+"""Each state's glyph (Unicode, ASCII): the state is never told by colour alone."""
+
+STYLES = {
+    "queued": "blue",
+    "starting": "cyan",
+    "running": "green",
+    "exiting": "yellow",
+    "completed": "bright_green",
+    "failed": "red",
+    "stopped": "yellow",
+    "lost": "magenta",
+}
+"""A colour name per state (Rich/Textual colour names)."""
+
+
+def duration(sec: float | None) -> str:
+    """A duration for people: 42s, 12m05s, 3h20m, 2.5d; ``-`` when unknown."""
+    if sec is None or not math.isfinite(sec):
+        return "-"
+    s = max(0, round(sec))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s / 86400:.1f}d"
+
+
+def age(t: float | None, now: float | None = None) -> str:
+    """How long ago ``t`` was, coarsely: 42s, 5m, 3h, 2d; ``-`` when unknown."""
+    if not t:
+        return "-"
+    s = max(0, int((time.time() if now is None else now) - t))
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+def size(num_bytes: float | None) -> str:
+    """Bytes for people: 512 B, 1.2 KiB, 3.4 MiB, 1.2 GiB, 2.0 TiB; ``-`` when unknown."""
+    if num_bytes is None or not math.isfinite(num_bytes):
+        return "-"
+    value = float(num_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def rate(steps_per_sec: float | None, *, measuring: bool = False) -> str:
+    """``5.00 it/s``; under one step a second also the time a step takes; ``measuring``; ``-``."""
+    if measuring:
+        return "measuring"
+    if not steps_per_sec or not math.isfinite(steps_per_sec):
+        return "-"
+    if steps_per_sec >= 1:
+        return f"{steps_per_sec:.2f} it/s"
+    return f"{steps_per_sec:.2f} it/s ({duration(1 / steps_per_sec)}/step)"
+
+
+def _measuring(p: ProgressSnapshot) -> bool:
+    return bool(getattr(p, "measuring", False))
+
+
+def rate_text(p: ProgressSnapshot | None) -> str:
+    """The rate of a progress snapshot (``measuring`` while the window is too short)."""
+    if p is None:
+        return "-"
+    return rate(p.steps_per_sec, measuring=_measuring(p))
+
+
+def eta_text(p: ProgressSnapshot | None) -> str:
+    """Time left of a progress snapshot; ``measuring`` early on; ``-`` when unknown."""
+    if p is None:
+        return "-"
+    if _measuring(p):
+        return "measuring"
+    return duration(p.eta_sec)
+
+
+def step_text(step: int | None, total: int | None, *, percent: bool = True) -> str:
+    """``130/500 (26%)``, ``130`` without a total, ``-`` before the first step."""
+    if step is None:
+        return "-"
+    if not total:
+        return str(step)
+    text = f"{step}/{total}"
+    return f"{text} ({100 * min(step / total, 1.0):.0f}%)" if percent else text
+
+
+def epoch_text(epoch: int | None, epochs: int | None) -> str:
+    """``2/10``, ``2`` without a planned count, ``-`` when unknown."""
+    if epoch is None:
+        return "-"
+    return f"{epoch}/{epochs}" if epochs else str(epoch)
+
+
+def loss_text(loss: float | None) -> str:
+    """A loss with four decimals (``nan`` stays visible); ``-`` when unknown."""
+    if loss is None:
+        return "-"
+    if not math.isfinite(loss):
+        return str(loss)
+    return f"{loss:.4f}"
+
+
+def glyph(state: str, *, ascii_only: bool = False) -> str:
+    """The state's glyph."""
+    pair = GLYPHS.get(state, ("·", "*"))
+    return pair[1] if ascii_only else pair[0]
+
+
+def state_label(state: str, *, ascii_only: bool = False) -> str:
+    """Glyph and name, e.g. ``▶ running``."""
+    return f"{glyph(state, ascii_only=ascii_only)} {state}"
+
+
+def state_style(state: str) -> str:
+    """The state's colour name."""
+    return STYLES.get(state, "white")

@@ -1,0 +1,215 @@
+"""New run: pick a profile, read its findings and dataset plan, choose GPUs and engine, launch or queue.
+
+Why validation shows before the launch key does anything: the point of the cockpit is to find a
+config mistake before ten minutes of model loading. Highlighting a profile validates it (dataset plan
+included) in a worker; every finding shows ``file:line:col`` and what to do. A refused launch says
+why, and where the refusal has a remedy the screen offers it (GPUs busy: queue instead).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from dpipe_tui.services.errors import Refusal, RemedyAction
+from dpipe_tui.services.runs import LaunchRequest
+from dpipe_tui.ui.messages import OpenRun, ServiceFailed
+from dpipe_tui.ui.modals.confirm import ConfirmModal
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from textual.app import ComposeResult
+
+    from dpipe_tui.services.cockpit import Cockpit
+
+ENGINES = [("engine from the profile", ""), ("builtin", "builtin"), ("diffusion-pipe", "diffusion-pipe")]
+
+
+class NewRunScreen(Screen[None]):
+    """Choose a profile and launch it."""
+
+    HELP = (
+        "Highlight a profile to validate it (its dataset is scanned too). Errors block the launch.\n"
+        "GPUs: a comma-separated list (CPU slots on a machine without NVIDIA GPUs); empty = the profile's."
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("l", "launch(False)", "Launch"),
+        Binding("Q", "launch(True)", "Queue"),
+        Binding("g", "focus_gpus", "GPUs"),
+    ]
+
+    def __init__(self, cockpit: Cockpit) -> None:
+        """The New run screen over ``cockpit``."""
+        super().__init__()
+        self.cockpit = cockpit
+        self.paths: dict[str, Path] = {}
+        self.selected: Path | None = None
+        self.valid = False
+
+    def compose(self) -> ComposeResult:
+        """Profiles on the left; findings and plan on the right; GPUs and engine below."""
+        yield Static("New run: pick a profile (Enter validates, l launches, Q queues)", id="title")
+        with Horizontal(id="new-run"):
+            yield OptionList(id="profiles")
+            with VerticalScroll(id="report-box"):
+                yield Static("highlight a profile to validate it", id="report", markup=False)
+        with Horizontal(id="launch-opts"):
+            yield Input(placeholder="GPUs, e.g. 0,1 (empty: the profile's)", id="gpus")
+            yield Select(ENGINES, value="", allow_blank=False, id="engine")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """List the profiles in a worker."""
+        self.query_one("#profiles", OptionList).focus()
+        self.load_profiles()
+
+    @work(thread=True, exclusive=True, group="profiles", exit_on_error=False)
+    def load_profiles(self) -> None:
+        """The profile library and the profiles of recent runs."""
+        try:
+            found = [p for p in self.cockpit.profiles() if p.kind == "main"]
+            recent = [s.record.profile_path for s in reversed(self.cockpit.runs().runs)]
+        except Refusal as exc:
+            self.post_message(ServiceFailed(exc.message))
+            return
+        self.app.call_from_thread(self._fill, [(p.name, p.path, p.model_type or "?") for p in found], recent)
+
+    def _fill(self, found: list[tuple[str, Path, str]], recent: list[str]) -> None:
+        from pathlib import Path
+
+        options: list[Option] = []
+        seen: set[str] = set()
+        for path_text in recent:
+            if path_text not in seen and Path(path_text).is_file():
+                seen.add(path_text)
+                self.paths[path_text] = Path(path_text)
+                options.append(Option(f"↺ {Path(path_text).stem}  (recent)", id=path_text))
+            if len(options) >= 5:
+                break
+        for name, path, model in found:
+            key = str(path)
+            if key not in seen:
+                seen.add(key)
+                self.paths[key] = path
+                options.append(Option(f"{name}  [{model}]", id=key))
+        listing = self.query_one("#profiles", OptionList)
+        listing.clear_options()
+        listing.add_options(
+            options or [Option("no profiles found (dpipe-tui new --recipe …)", disabled=True)]
+        )
+
+    @on(OptionList.OptionHighlighted, "#profiles")
+    def pick(self, event: OptionList.OptionHighlighted) -> None:
+        """Validate the highlighted profile."""
+        key = event.option.id
+        if key is None or key not in self.paths:
+            return
+        self.selected = self.paths[key]
+        self.valid = False
+        self.query_one("#report", Static).update(f"validating {self.selected} …")
+        self.validate(self.selected)
+
+    @work(thread=True, exclusive=True, group="validate", exit_on_error=False)
+    def validate(self, path: Path) -> None:
+        """Validate in a thread (the dataset scan can take a while)."""
+        try:
+            run = self.cockpit.validate([path])
+        except Refusal as exc:
+            self.post_message(ServiceFailed(exc.message))
+            return
+        lines: list[str] = []
+        for fv in run.files:
+            lines += [f.format() for f in fv.report.findings]
+            if fv.dataset_summary:
+                lines += ["", "dataset plan:", *(f"  {x}" for x in fv.dataset_summary)]
+            elif fv.summary_error:
+                lines.append(fv.summary_error)
+        counts = run.counts()
+        verdict = "ready to launch" if run.ok else "errors block the launch"
+        head = (
+            f"{verdict}: {counts['error']} error(s), {counts['warning']} warning(s), {counts['hint']} hint(s)"
+        )
+        self.app.call_from_thread(self._report, path, run.ok, "\n".join([head, "", *lines]))
+
+    def _report(self, path: Path, ok: bool, text: str) -> None:
+        if path != self.selected:
+            return  # the user moved on
+        self.valid = ok
+        self.query_one("#report", Static).update(text)
+
+    def action_focus_gpus(self) -> None:
+        """Type the GPUs."""
+        self.query_one("#gpus", Input).focus()
+
+    @on(Input.Submitted, "#gpus")
+    def gpus_done(self) -> None:
+        """Enter in the GPU box goes back to the list."""
+        self.query_one("#profiles", OptionList).focus()
+
+    def action_back(self) -> None:
+        """Back (or out of the GPU box)."""
+        if self.focused is self.query_one("#gpus", Input):
+            self.query_one("#profiles", OptionList).focus()
+            return
+        self.app.pop_screen()
+
+    def action_launch(self, queue: bool) -> None:
+        """Launch (or queue) the selected profile."""
+        if self.selected is None:
+            self.notify("pick a profile first", severity="warning")
+            return
+        text = self.query_one("#gpus", Input).value.strip()
+        try:
+            gpus = tuple(int(x) for x in text.split(",") if x.strip()) or None
+        except ValueError:
+            self.notify(
+                f"GPUs must be numbers separated by commas, e.g. 0,1 (got {text!r})", severity="error"
+            )
+            return
+        engine = self.query_one("#engine", Select).value
+        request = LaunchRequest(
+            profile=self.selected, engine=str(engine) if engine else None, gpus=gpus, queue=queue
+        )
+        self.launch(request)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    def launch(self, request: LaunchRequest) -> None:
+        """Pre-flight and launch in a thread (preparing the demo assets can take seconds)."""
+        self.app.call_from_thread(self.notify, f"launching {request.profile.name} …", timeout=3)
+        try:
+            result = self.cockpit.launch(request)
+        except Refusal as exc:
+            self.app.call_from_thread(self._refused, exc, request)
+            return
+        record = result.record
+        assert record is not None
+        for warning in result.warnings:
+            self.app.call_from_thread(self.notify, warning, severity="warning")
+        self.app.call_from_thread(self._launched, record.id)
+
+    def _launched(self, run_id: str) -> None:
+        self.app.post_message(OpenRun(run_id))
+        self.app.pop_screen()
+
+    def _refused(self, exc: Refusal, request: LaunchRequest) -> None:
+        lines = [exc.message, *(f.format() for f in exc.findings if f.severity.value == "error")]
+        self.query_one("#report", Static).update("\n".join(lines))
+        if exc.remedy is not None and exc.remedy.action is RemedyAction.QUEUE:
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.launch(LaunchRequest(request.profile, request.engine, request.gpus, queue=True))
+
+            self.app.push_screen(
+                ConfirmModal(exc.message, "Queue it: it starts when those GPUs are free."), answered
+            )
+        else:
+            self.notify(exc.message, severity="error", timeout=8)
