@@ -60,7 +60,7 @@ def stable_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for key in list(os.environ):
-        if key.startswith("TEXTUAL_") or key == "NO_COLOR":
+        if (key.startswith("TEXTUAL_") and not key.startswith("TEXTUAL_SNAPSHOT")) or key == "NO_COLOR":
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
 

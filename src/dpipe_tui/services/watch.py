@@ -193,6 +193,14 @@ class RunWatch:
         named = {"loss": found.loss, "loss_smooth": self.loss_smooth, "lr": found.lr}
         return named.get(name, found.epoch_loss if name == "epoch_loss" else None)
 
+    def _x_ends(self, name: str, last_steps: int | None) -> tuple[float, float]:
+        series = self._series(name)
+        assert series is not None
+        assert len(series)
+        last = series.x[-1]
+        first = series.x[0] if last_steps is None else max(series.x[0], last - last_steps)
+        return first, last
+
     def eval_names(self) -> list[str]:
         """The eval datasets seen so far (``eval:<name>`` charts)."""
         return sorted(self.series.evals) if self.series is not None else []
@@ -217,7 +225,8 @@ class RunWatch:
         if not data or not finite or width < 1 or height < 1:
             return Chart([], None, None)
         y_range = (min(finite), max(finite))
-        x_range = (min(xs[0] for _, xs, _ in data), max(xs[-1] for _, xs, _ in data))
+        ends = [self._x_ends(n, last_steps) for n, _, _ in data]
+        x_range = (min(e[0] for e in ends), max(e[1] for e in ends))
         layers = []
         for n, xs, ys in data:
             if ascii_only:

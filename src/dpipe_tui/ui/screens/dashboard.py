@@ -9,7 +9,6 @@ notification (and the terminal bell when the settings allow it).
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -30,13 +29,13 @@ if TYPE_CHECKING:
     from dpipe_tui.services.runs import RunStatus
 
 RUN_COLUMNS = (
-    Column("state", "STATE", 11),
-    Column("id", "RUN", 14, flex=True),
-    Column("step", "STEP", 10, right=True),
+    Column("state", "STATE", 12),
+    Column("id", "RUN", 22, flex=True, keep_end=True),
+    Column("step", "STEP", 11, right=True),
     Column("loss", "LOSS", 6, right=True),
     Column("eta", "ETA", 7, right=True, priority=1),
     Column("age", "AGE", 4, right=True, priority=1),
-    Column("rate", "RATE", 9, right=True, priority=2),
+    Column("rate", "RATE", 10, right=True, priority=2),
     Column("epoch", "EPOCH", 5, right=True, priority=3),
     Column("gpus", "GPUS", 5, priority=3),
     Column("engine", "ENGINE", 8, priority=5),
@@ -77,7 +76,9 @@ def run_row(status: RunStatus, now: float, *, ascii_only: bool = False) -> Row:
     cells = (
         state,
         r.id,
-        present.step_text(r.last_step if p is None or p.step is None else p.step, r.total_steps),
+        present.step_text(
+            r.last_step if p is None or p.step is None else p.step, r.total_steps, percent=False
+        ),
         present.loss_text(loss),
         present.eta_text(p) if live and p is not None else "-",
         present.age(r.created_at, now),
@@ -192,7 +193,7 @@ class DashboardScreen(Screen[None]):
         return bool(getattr(notify, "bell", True))
 
     def _render_rows(self) -> None:
-        now = time.time()
+        now = self.cockpit.clock()
         shown = [s for s in self.statuses if self._matches(s)]
         shown.sort(key=lambda s: sort_key(self.sort_mode, s))
         self.query_one("#runs", LineTable).set_rows(

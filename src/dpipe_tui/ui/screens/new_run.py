@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from dpipe_tui.services.cockpit import Cockpit
 
-ENGINES = [("engine from the profile", ""), ("builtin", "builtin"), ("diffusion-pipe", "diffusion-pipe")]
+ENGINES = [("engine: profile", ""), ("builtin", "builtin"), ("diffusion-pipe", "diffusion-pipe")]
 
 
 class NewRunScreen(Screen[None]):
@@ -62,7 +62,7 @@ class NewRunScreen(Screen[None]):
             with VerticalScroll(id="report-box"):
                 yield Static("highlight a profile to validate it", id="report", markup=False)
         with Horizontal(id="launch-opts"):
-            yield Input(placeholder="GPUs, e.g. 0,1 (empty: the profile's)", id="gpus")
+            yield Input(placeholder="GPUs, e.g. 0,1 (empty: the profile's)", id="gpu-list")
             yield Select(ENGINES, value="", allow_blank=False, id="engine")
         yield Footer()
 
@@ -105,6 +105,8 @@ class NewRunScreen(Screen[None]):
         listing.add_options(
             options or [Option("no profiles found (dpipe-tui new --recipe …)", disabled=True)]
         )
+        if options:
+            listing.highlighted = 0  # validates the first profile at once
 
     @on(OptionList.OptionHighlighted, "#profiles")
     def pick(self, event: OptionList.OptionHighlighted) -> None:
@@ -127,7 +129,8 @@ class NewRunScreen(Screen[None]):
             return
         lines: list[str] = []
         for fv in run.files:
-            lines += [f.format() for f in fv.report.findings]
+            folder = f"{path.parent}/"
+            lines += [f.format().replace(folder, "") for f in fv.report.findings]
             if fv.dataset_summary:
                 lines += ["", "dataset plan:", *(f"  {x}" for x in fv.dataset_summary)]
             elif fv.summary_error:
@@ -147,16 +150,16 @@ class NewRunScreen(Screen[None]):
 
     def action_focus_gpus(self) -> None:
         """Type the GPUs."""
-        self.query_one("#gpus", Input).focus()
+        self.query_one("#gpu-list", Input).focus()
 
-    @on(Input.Submitted, "#gpus")
+    @on(Input.Submitted, "#gpu-list")
     def gpus_done(self) -> None:
         """Enter in the GPU box goes back to the list."""
         self.query_one("#profiles", OptionList).focus()
 
     def action_back(self) -> None:
         """Back (or out of the GPU box)."""
-        if self.focused is self.query_one("#gpus", Input):
+        if self.focused is self.query_one("#gpu-list", Input):
             self.query_one("#profiles", OptionList).focus()
             return
         self.app.pop_screen()
@@ -166,7 +169,7 @@ class NewRunScreen(Screen[None]):
         if self.selected is None:
             self.notify("pick a profile first", severity="warning")
             return
-        text = self.query_one("#gpus", Input).value.strip()
+        text = self.query_one("#gpu-list", Input).value.strip()
         try:
             gpus = tuple(int(x) for x in text.split(",") if x.strip()) or None
         except ValueError:

@@ -66,15 +66,15 @@ class RunScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("x", "stop(False)", "Stop"),
-        Binding("X", "stop(True)", "Stop now"),
+        Binding("X", "stop(True)", "Stop now", show=False),
         Binding("v", "save", "Save now"),
         Binding("r", "resume", "Resume"),
-        Binding("p", "profile", "Profile"),
-        Binding("z", "zoom", "Zoom"),
+        Binding("p", "profile", "Profile", show=False),
+        Binding("z", "zoom", "Zoom", show=False),
         Binding("slash", "search", "Search"),
         Binding("n", "next_match(1)", "Next", show=False),
         Binding("N", "next_match(-1)", "Previous", show=False),
-        Binding("w", "problems", "Warnings"),
+        Binding("w", "problems", "Warnings", show=False),
     ]
 
     def __init__(self, cockpit: Cockpit, run_id: str, *, ascii_only: bool = False) -> None:
@@ -92,7 +92,8 @@ class RunScreen(Screen[None]):
         self.matches: list[int] = []
         self.match_index = -1
         self.traceback: list[str] = []
-        self._sizes = ((60, 6), (30, 6))
+        self.loss_chart = ChartView("loss", ascii_only=ascii_only, id="loss-chart")
+        self.lr_chart = ChartView("lr", ascii_only=ascii_only, id="lr-chart")
 
     def compose(self) -> ComposeResult:
         """Head, progress, failure card, charts, log, search box, footer."""
@@ -100,8 +101,8 @@ class RunScreen(Screen[None]):
         yield ProgressPanel(ascii_only=self.ascii_only, id="progress")
         yield Static("", id="failure")
         with Horizontal(id="charts"):
-            yield ChartView("loss", ascii_only=self.ascii_only, id="loss-chart")
-            yield ChartView("lr", ascii_only=self.ascii_only, id="lr-chart")
+            yield self.loss_chart
+            yield self.lr_chart
         yield Input(placeholder="search the log (Enter: find, n/N: next/previous, Esc: close)", id="search")
         yield Log(max_lines=KEEP_LINES, id="log", auto_scroll=True)
         yield Footer()
@@ -115,12 +116,8 @@ class RunScreen(Screen[None]):
         self.set_interval(0.5, self.poll)
 
     def on_resize(self) -> None:
-        """Remember the plot sizes for the worker; hide the lr chart when the screen is narrow."""
+        """Hide the lr chart when the screen is narrow (the loss chart gets the width)."""
         self.query_one("#lr-chart").display = self.size.width >= 100
-        self._sizes = (
-            self.query_one("#loss-chart", ChartView).plot_size,
-            self.query_one("#lr-chart", ChartView).plot_size,
-        )
 
     # -- polling ----------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
@@ -133,7 +130,7 @@ class RunScreen(Screen[None]):
                 )
             watch = self.watch_
             update = watch.poll()
-            (lw, lh), (rw, rh) = self._sizes
+            (lw, lh), (rw, rh) = self.loss_chart.plot_size, self.lr_chart.plot_size
             names = ["loss", "loss_smooth", *(f"eval:{n}" for n in watch.eval_names())]
             loss = watch.draw(names, lw, lh, last_steps=self.zoom, ascii_only=self.ascii_only)
             lr = watch.draw(["lr"], rw, rh, last_steps=self.zoom, ascii_only=self.ascii_only)
@@ -153,8 +150,9 @@ class RunScreen(Screen[None]):
         self.query_one("#loss-chart", ChartView).show(message.loss, note)
         self.query_one("#lr-chart", ChartView).show(message.lr)
         for event in update.events:
-            if event.kind.value == "error" and event.get("traceback"):
-                self.traceback = str(event.get("traceback")).splitlines()[-6:]
+            if event.kind.value == "error" and isinstance(event.get("traceback"), dict):
+                tb = event.data["traceback"]
+                self.traceback = [f"{k}: {tb[k]}" for k in ("frame", "code", "exception") if tb.get(k)]
         self._failure_card(update.record)
         if update.lines:
             self.lines.extend(update.lines)

@@ -77,11 +77,13 @@ class ChartView(Widget):
         self.ascii_only = ascii_only
         self.chart: Chart | None = None
         self.note = ""
+        self.plot_size = (60, 6)
+        """(width, height) in characters left for the plot (labels and title taken off); the
+        poller reads it from its thread, so it is a plain attribute updated on resize."""
 
-    @property
-    def plot_size(self) -> tuple[int, int]:
-        """(width, height) in characters left for the plot (labels and title taken off)."""
-        return max(1, self.size.width - LABEL_WIDTH), max(1, self.size.height - 1)
+    def on_resize(self) -> None:
+        """Keep :attr:`plot_size` in step with the widget's size."""
+        self.plot_size = (max(1, self.size.width - LABEL_WIDTH), max(1, self.size.height - 1))
 
     def show(self, chart: Chart, note: str = "") -> None:
         """Draw ``chart``; ``note`` goes after the title (e.g. "last 500 steps")."""
@@ -93,7 +95,7 @@ class ChartView(Widget):
         """Title and legend, then the plot with y labels."""
         head = Text(self.title, style="bold")
         if self.note:
-            head.append(f"  {self.note}", style="dim")
+            head.append(f" ({self.note})", style="dim")
         chart = self.chart
         if chart is None or not chart.layers or chart.y_range is None:
             head.append("\n  no data yet", style="dim")
@@ -105,7 +107,7 @@ class ChartView(Widget):
         if chart.x_range is not None:
             head.append(f"  steps {chart.x_range[0]:.0f}–{chart.x_range[1]:.0f}", style="dim")
         head.truncate(self.size.width, overflow="ellipsis")
-        lines = merge(chart, ascii_only=self.ascii_only)
+        lines = merge(chart, ascii_only=self.ascii_only)[: max(1, self.size.height - 1)]
         low, high = chart.y_range
         body = Text("\n").join(
             Text(

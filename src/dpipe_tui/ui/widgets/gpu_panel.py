@@ -68,7 +68,7 @@ class GpuPanel(Widget):
         text = Text()
         if not report.available or not report.gpus:
             text.append("No NVIDIA GPU", style="bold")
-            text.append(f" ({report.reason or 'no driver'}); training runs on CPU slots\n", style="dim")
+            text.append(f"  ({report.reason or 'no driver'}); training runs on CPU slots\n", style="dim")
         for gpu in report.gpus:
             text.append_text(self._gpu_line(gpu.index, width))
             text.append("\n")

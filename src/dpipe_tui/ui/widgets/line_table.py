@@ -40,6 +40,8 @@ class Column:
     """Takes the width left over (ids, names); long values are shortened in the middle."""
     right: bool = False
     """Right-aligned (numbers)."""
+    keep_end: bool = False
+    """Shorten from the left, keeping the end (a run id's profile name and unique suffix)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +56,12 @@ class Row:
     """A Rich style for the first cell (the state's colour)."""
 
 
-def shorten(text: str, width: int) -> str:
-    """``text`` in at most ``width`` cells, shortened in the middle with ``…``."""
+def shorten(text: str, width: int, *, keep_end: bool = False) -> str:
+    """``text`` in at most ``width`` cells, shortened in the middle (or at the start) with ``…``."""
     if len(text) <= width:
         return text
+    if keep_end and width > 1:
+        return "…" + text[len(text) - width + 1 :]
     if width <= 1:
         return text[:width]
     head = (width - 1) // 2
@@ -269,7 +273,7 @@ class LineTable(ScrollView, can_focus=True):
         used = 0
         for n, (column, col_width) in enumerate(self._layout):
             i = by_key[column.key]
-            text = shorten(cells[i] if i < len(cells) else "", col_width)
+            text = shorten(cells[i] if i < len(cells) else "", col_width, keep_end=column.keep_end)
             text = text.rjust(col_width) if column.right else text.ljust(col_width)
             if n:
                 segments.append(Segment(" ", style))

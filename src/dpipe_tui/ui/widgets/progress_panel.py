@@ -72,7 +72,7 @@ class ProgressPanel(Widget):
             if p.next_checkpoint_in_sec is not None:
                 second.append(f"  ckpt in {present.duration(p.next_checkpoint_in_sec)}")
         else:
-            second.append(_ended_text(r), style="dim")
+            second.append(_ended_text(r) + " ", style="dim")
         if p.last_checkpoint_age_sec is not None:
             second.append(f"  last ckpt {present.duration(p.last_checkpoint_age_sec)} ago")
         elif live and p.step:
