@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path  # noqa: TC003  # typer reads the annotations at runtime
 from typing import Annotated
 
 import typer
@@ -16,7 +17,13 @@ from dpipe_tui import paths
 from dpipe_tui.cli import common
 
 
-def open_tui(*, no_mouse: bool = False, ascii_only: bool = False, open_run: str | None = None) -> None:
+def open_tui(
+    *,
+    no_mouse: bool = False,
+    ascii_only: bool = False,
+    open_run: str | None = None,
+    profiles: Path | None = None,
+) -> None:
     """Run the app on this terminal until the user quits (the runs go on without it)."""
     from dpipe_tui.services.cockpit import Cockpit
     from dpipe_tui.ui.app import DpipeApp, setup_logging
@@ -24,7 +31,8 @@ def open_tui(*, no_mouse: bool = False, ascii_only: bool = False, open_run: str 
     home = paths.home()
     setup_logging(paths.state_dir(home))
     ascii_only = ascii_only or os.environ.get("DPIPE_TUI_ASCII") == "1"
-    app = DpipeApp(Cockpit(home), ascii_only=ascii_only, open_run=open_run)
+    cockpit = Cockpit(home, profile_dirs=[profiles.expanduser().resolve()] if profiles else None)
+    app = DpipeApp(cockpit, ascii_only=ascii_only, open_run=open_run)
     app.run(mouse=not no_mouse)
 
 
@@ -36,13 +44,16 @@ def tui(
         bool, typer.Option("--ascii", help="No braille or block characters (ASCII charts and bars).")
     ] = False,
     run_ref: Annotated[str | None, typer.Option("--run", help="Open this run's view at start.")] = None,
+    profiles: Annotated[
+        Path | None, typer.Option("--profiles", help="Profile folder for New run (default: profiles/).")
+    ] = None,
     home: common.HomeOption = None,
 ) -> None:
     """Open the terminal cockpit: runs, GPUs, run views, new runs. Quitting it never stops a run."""
     common.apply_home(home)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         common.fail("the TUI needs a terminal (stdin and stdout); use the commands (dpipe-tui --help)")
-    open_tui(no_mouse=no_mouse, ascii_only=ascii_only, open_run=run_ref)
+    open_tui(no_mouse=no_mouse, ascii_only=ascii_only, open_run=run_ref, profiles=profiles)
 
 
 def register(app: typer.Typer) -> None:
