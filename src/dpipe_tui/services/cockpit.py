@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from dpipe_tui import paths
 from dpipe_tui.runs.model import RecordError, RunRecord, RunState
 from dpipe_tui.runs.registry import AmbiguousRun, Registry, RunNotFound
-from dpipe_tui.services import profiles as profile_svc
 from dpipe_tui.services import runs as run_svc
 from dpipe_tui.services.errors import Refusal, RefusalCode, Remedy, RemedyAction
 from dpipe_tui.services.metrics import ProgressTracker
@@ -37,6 +36,7 @@ if TYPE_CHECKING:
 
     from dpipe_tui.checkpoints.resume import ResumePoint
     from dpipe_tui.gpu.probe import GpuProbe, GpuReport
+    from dpipe_tui.services import profiles as profile_svc
 
 __all__ = ["Cockpit", "RunRecord", "RunState", "RunWatch", "WatchUpdate"]
 
@@ -101,14 +101,20 @@ class Cockpit:
         self, files: list[Path], *, check_paths: bool = True, gpu_count: int | None = None
     ) -> profile_svc.ValidationRun:
         """Validate main/dataset configs as ``dpipe-tui validate`` does (dataset plan included)."""
+        from dpipe_tui.services import profiles as profile_svc
+
         return profile_svc.validate_files(files, check_paths=check_paths, gpu_count=gpu_count, home=self.home)
 
     def profiles(self, folders: list[Path] | None = None) -> list[profile_svc.ProfileSummary]:
         """The profile library (``folders``, else the cockpit's profile folders)."""
+        from dpipe_tui.services import profiles as profile_svc
+
         return profile_svc.list_profiles(folders if folders is not None else self.profile_dirs)
 
     def recipes(self) -> list[profile_svc.Recipe]:
         """The recipes a new profile can start from."""
+        from dpipe_tui.services import profiles as profile_svc
+
         return profile_svc.list_recipes()
 
     def new_profile(self, recipe: str, name: str, directory: Path | None = None) -> profile_svc.NewProfile:
@@ -118,6 +124,8 @@ class Cockpit:
             Refusal: ``NOT_FOUND`` (unknown recipe), ``UNREADABLE`` (bad name) or ``IO`` (exists,
                 unwritable).
         """
+        from dpipe_tui.services import profiles as profile_svc
+
         try:
             return profile_svc.new_profile(recipe, name, directory)
         except profile_svc.LibraryError as exc:
