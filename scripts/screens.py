@@ -46,8 +46,12 @@ def _setup(tmp: Path) -> tuple[Path, list[str]]:
         profile = tmp / f"{name}.toml"
         profile.write_text(f'output_dir = "{tmp / ("out-" + name)}"\nepochs = 4\n[scripted]\n{scripted}')
         spec = SubmitSpec(
-            profile=profile, engine="diffusion-pipe", base_dir=checkout, cwd=checkout,
-            launcher=str(shim), gpus=gpus,
+            profile=profile,
+            engine="diffusion-pipe",
+            base_dir=checkout,
+            cwd=checkout,
+            launcher=str(shim),
+            gpus=gpus,
         )
         ids.append(submit(Registry(home), spec, freezer=copy_freezer).id)
         time.sleep(1.5 if name != "chroma-e6ai-1024" else 0)

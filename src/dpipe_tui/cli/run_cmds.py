@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
-from dpipe_tui import paths
+from dpipe_tui import paths, present
 from dpipe_tui.cli import common
 
 T = TypeVar("T")
@@ -79,14 +79,7 @@ def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
 
 # -- rendering --------------------------------------------------------------------------------------
 def _age(t: float | None) -> str:
-    if not t:
-        return "-"
-    s = max(0, int(time.time() - t))
-    return (
-        f"{s}s"
-        if s < 120
-        else (f"{s // 60}m" if s < 7200 else (f"{s // 3600}h" if s < 172800 else f"{s // 86400}d"))
-    )
+    return present.age(t)
 
 
 def _step_text(r: RunRecord) -> str:
@@ -121,17 +114,7 @@ def _print_table(rows: list[RunStatus]) -> None:
 
 
 def _dur(sec: float | None) -> str:
-    """A duration for humans: 42s, 12m05s, 3h20m, 2.5d; '-' when unknown."""
-    if sec is None or not math.isfinite(sec):
-        return "-"
-    s = max(0, round(sec))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s / 86400:.1f}d"
+    return present.duration(sec)
 
 
 def _epoch_step(r: RunRecord, p: ProgressSnapshot | None) -> tuple[str, str]:
@@ -148,10 +131,7 @@ def _epoch_step(r: RunRecord, p: ProgressSnapshot | None) -> tuple[str, str]:
 
 
 def _rate(p: ProgressSnapshot | None) -> str:
-    if p is None or not p.steps_per_sec:
-        return "-"
-    sps = p.steps_per_sec
-    return f"{sps:.2f} it/s" if sps >= 1 else f"{sps:.2f} it/s ({_dur(p.sec_per_step)}/step)"
+    return present.rate_text(p)
 
 
 def _progress_fields(r: RunRecord, p: ProgressSnapshot | None) -> list[tuple[str, str]]:
@@ -171,7 +151,7 @@ def _progress_fields(r: RunRecord, p: ProgressSnapshot | None) -> list[tuple[str
         ckpt += f" ({_dur(p.last_checkpoint_age_sec)} ago)"
     rows += [
         ("speed", _rate(p) if live else "-"),
-        ("eta", _dur(p.eta_sec) if live else "-"),
+        ("eta", present.eta_text(p) if live else "-"),
         ("next save", next_save),
         (
             "next ckpt",
@@ -328,6 +308,8 @@ def _progress_info(r: RunRecord, p: ProgressSnapshot) -> str:
     epoch, _ = _epoch_step(r, p)
     loss = f"{r.last_loss:.4f}" if r.last_loss is not None and math.isfinite(r.last_loss) else "-"
     parts = [f"epoch {epoch}", f"loss {loss}"]
+    if p.measuring:
+        parts.append("measuring it/s and eta")
     if p.steps_per_sec:
         parts.append(f"{p.steps_per_sec:.2f} it/s")
     if p.eta_sec is not None:
@@ -410,7 +392,7 @@ def ls(
     ] = False,
     home: common.HomeOption = None,
 ) -> None:
-    """List runs (reconciled with the OS; dispatches the queue)."""
+    """List runs, reconciled with the OS (a read: it never starts a queued run)."""
     from dpipe_tui.services.runs import list_runs
 
     listing = list_runs(_home(home))
@@ -494,11 +476,19 @@ def stop(
     timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for save_quit.")] = None,
     home: common.HomeOption = None,
 ) -> None:
-    """Stop a run: checkpoint and quit (save_quit), then SIGINT/SIGTERM/SIGKILL to its group."""
+    """Stop a run: checkpoint and quit (save_quit), then SIGINT/SIGTERM/SIGKILL to its group.
+
+    The run's monitor carries the stop; this command follows it until the run has ended. Ctrl-C (or
+    killing this command) leaves the stop going. --now during a graceful stop escalates at once.
+    """
     from dpipe_tui.services import runs
 
     root = _home(home)
-    result = _service(lambda: runs.stop_run(root, run_ref, now=now, timeout=timeout, on_progress=_say))
+    try:
+        result = _service(lambda: runs.stop_run(root, run_ref, now=now, timeout=timeout, on_progress=_say))
+    except KeyboardInterrupt:
+        _say(f"stopped following; the stop of {run_ref} goes on (dpipe-tui status {run_ref})")
+        raise typer.Exit(int(common.ExitCode.INTERRUPTED)) from None
     print(f"run {result.record.id}: {result.record.state.value} ({result.message})")
     if result.leftovers:
         raise typer.Exit(int(common.ExitCode.FAILED))

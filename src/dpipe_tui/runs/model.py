@@ -119,6 +119,13 @@ class RunRecord:
     resume_from: str | None = None
     resume_tag: str | None = None
     stop_requested: bool = False
+    stop_now: bool = False
+    """The stop skips save_quit (``stop --now``; a second request escalates a graceful stop)."""
+    stop_timeout_s: float | None = None
+    """How long the monitor waits for the save_quit checkpoint (None: the settings' stop_timeout_s)."""
+    stop_signal_waits: tuple[float, ...] = ()
+    """Seconds to wait after SIGINT, SIGTERM, SIGKILL (empty: the supervisor's defaults)."""
+    stop_requested_at: float | None = None
     auto_resume: int = 0
     auto_resumes_used: int = 0
     last_step: int | None = None
@@ -171,6 +178,7 @@ class RunRecord:
                 raise ValueError(f"state {kwargs['state'].value!r} is a reader's view, never stored")
             for key in ("argv", "extra_args"):
                 kwargs[key] = tuple(str(v) for v in _seq(kwargs.get(key, ())))
+            kwargs["stop_signal_waits"] = tuple(float(v) for v in _seq(kwargs.get("stop_signal_waits", ())))
             kwargs["gpus"] = tuple(int(v) for v in _seq(kwargs.get("gpus", (0,))))
             env = kwargs.get("env", {})
             if not isinstance(env, Mapping):

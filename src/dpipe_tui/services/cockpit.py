@@ -251,8 +251,10 @@ class Cockpit:
             return run_svc.stop_run(self.home, ref, now=now, timeout=timeout, on_progress=on_progress)
 
     def request_stop(self, ref: str, *, now: bool = False, timeout: float | None = None) -> None:
-        """Ask for a stop (``now``: signals at once) and return; :meth:`watch` shows it happen."""
-        self.stop(ref, now=now, timeout=timeout)
+        """Ask for a stop (``now``: signals at once) and return at once; the run's monitor carries it
+        out and :meth:`watch` shows it happen (``stop`` events, then the state)."""
+        with _refusals():
+            run_svc.stop_run(self.home, ref, now=now, timeout=timeout, wait=False)
 
     def save(self, ref: str) -> Path:
         """Ask a running engine for a checkpoint at the end of its current step."""
@@ -274,8 +276,8 @@ class Cockpit:
             return run_svc.remove_run(self.home, ref)
 
     def dispatch_queue(self) -> list[str]:
-        """Start every queued run whose GPUs are free (monitors double-forked); the ids started."""
-        return queue.dispatch(self.registry, spawn=self._spawn)
+        """Start every queued run whose GPUs are free (monitors double-spawned); the ids started."""
+        return run_svc.dispatch_queue(self.home, spawn=self._spawn)
 
 
 def _launch_refusal(result: run_svc.LaunchResult) -> Refusal:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -172,7 +171,6 @@ def summarize(
 ) -> MetricsSummary:
     """Summarise a run's events (``tail_lines``: its console's last lines, read from ``path`` when None)."""
     steps = [e for e in events if e.kind is EventKind.STEP]
-    iter_times = [float(e.data["iter_time"]) for e in steps[-200:] if e.get("iter_time")]
     epochs = [int(e.data["epoch"]) for e in events if e.kind is EventKind.EPOCH]
     exits = [e.get("code") for e in events if e.kind is EventKind.EXIT and e.get("code") is not None]
     exit_code = next((int(c) for c in exits if int(c) != 0), 0 if exits else None)
@@ -195,7 +193,7 @@ def summarize(
         steps_seen=len(steps),
         last_step=int(steps[-1].data["step"]) if steps else None,
         last_loss=float(steps[-1].data["loss"]) if steps else None,
-        steps_per_sec=1.0 / statistics.median(iter_times) if iter_times else None,
+        steps_per_sec=training_rate(events),
         epoch=max(epochs) if epochs else (1 if steps else None),
         saves=tuple(str(e.get("dir")) for e in events if e.kind is EventKind.SAVE),
         checkpoints=tuple(str(e.get("tag")) for e in events if e.kind is EventKind.CHECKPOINT),
@@ -209,6 +207,33 @@ def summarize(
         eval_loss={str(e.get("name", "eval")): float(e.data["loss"]) for e in evals},
         eval_step=int(evals[-1].data["step"]) if evals and evals[-1].get("step") is not None else None,
     )
+
+
+def training_rate(events: list[Event]) -> float | None:
+    """Steps over training time: the wall clock between steps, each attempt on its own.
+
+    Loading before an attempt's first step and the gap before a resume are not training time;
+    evals and saves between steps are. A console log parsed without times (every event stamped with
+    the file's mtime) falls back to the sum of DeepSpeed's iter times — never a median with the slow
+    steps thrown away, which made a run averaging 1.1 it/s read as 4.8.
+    """
+    done, seconds = 0, 0.0
+    prev: Event | None = None
+    for event in events:
+        if event.kind is EventKind.RESUME:
+            prev = None
+        elif event.kind is EventKind.STEP:
+            if prev is not None and event.t >= prev.t and int(event.data["step"]) > int(prev.data["step"]):
+                done += int(event.data["step"]) - int(prev.data["step"])
+                seconds += event.t - prev.t
+            prev = event
+    if seconds > 0 and done:
+        return done / seconds
+    iter_times = [
+        float(e.data["iter_time"]) for e in events if e.kind is EventKind.STEP and e.get("iter_time")
+    ]
+    total = sum(iter_times)
+    return len(iter_times) / total if total > 0 else None
 
 
 def summarize_log(path: Path) -> MetricsSummary:

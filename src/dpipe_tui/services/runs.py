@@ -2,9 +2,10 @@
 resume, remove, logs, follow.
 
 Why here: both front ends must give the same answer to "can I launch this?" and "what is running?",
-so the whole decision lives in one place and returns typed results; nothing here prints. Every
-listing reconciles with the OS and dispatches the queue opportunistically, so a queued run whose GPUs
-freed up while no monitor was around (its monitor was killed) still starts.
+so the whole decision lives in one place and returns typed results; nothing here prints. Reads are
+reads: listing and status reconcile with the OS but never start a process (a TUI polling every
+second must not become the parent of monitors). Writers dispatch the queue: launch, resume, stop, rm,
+and a run's monitor at its end; :func:`dispatch_queue` does it on request.
 """
 
 from __future__ import annotations
@@ -227,14 +228,20 @@ def _status(registry: Registry, record: RunRecord, records: list[RunRecord] | No
     return RunStatus(record, alive.engine, alive.monitor, position)
 
 
-def list_runs(home: Path, *, dispatch: bool = True) -> RunListing:
-    """Every run, reconciled with the OS (and the queue dispatched first when ``dispatch``)."""
+def list_runs(home: Path, *, dispatch: bool = False) -> RunListing:
+    """Every run, reconciled with the OS. A read: it starts nothing (``dispatch`` asks it to start
+    queued runs whose GPUs are free first, as :func:`dispatch_queue` does)."""
     registry = Registry(home)
     if dispatch:
         queue.dispatch(registry)
     records, problems = registry.scan()
     records = [reconcile(registry, r) for r in records]
     return RunListing([_status(registry, r, records) for r in records], problems)
+
+
+def dispatch_queue(home: Path, *, spawn: queue.SpawnMonitor = queue.spawn_monitor) -> list[str]:
+    """Start every queued run whose GPUs are free (the monitors are never this process's children)."""
+    return queue.dispatch(Registry(home), spawn=spawn)
 
 
 def resolve(home: Path, ref: str) -> str:
@@ -267,18 +274,19 @@ def stop_run(
     now: bool = False,
     timeout: float | None = None,
     on_progress: Callable[[str], None] | None = None,
+    wait: bool = True,
 ) -> control.StopResult:
-    """Stop (or dequeue) a run; see :func:`dpipe_tui.supervisor.control.stop`."""
+    """Stop (or dequeue) a run: the request returns at once, the run's monitor carries it out;
+    with ``wait`` follow the registry until the run has ended (see :func:`control.stop`).
+
+    ``timeout``: how long to wait for the save_quit checkpoint (default: ``stop_timeout_s`` of the
+    settings, which the monitor reads).
+    """
     registry = Registry(home)
-    settings = load_settings(home)
     record = registry.load(registry.resolve(ref))
     try:
         return control.stop(
-            registry,
-            record,
-            now=now,
-            on_progress=on_progress,
-            graceful_timeout=settings.stop_timeout_s if timeout is None else timeout,
+            registry, record, now=now, on_progress=on_progress, graceful_timeout=timeout, wait=wait
         )
     except control.ControlError as exc:
         raise ServiceError(str(exc)) from exc
@@ -387,6 +395,7 @@ def remove_run(home: Path, ref: str) -> str:
     if record.state.is_live or record.state is RunState.QUEUED:
         raise ServiceError(f"run {run_id} is {record.state.value}; stop it first (dpipe-tui stop {run_id})")
     registry.delete(run_id)
+    queue.dispatch(registry)  # a writer: what waited behind it may start
     return run_id
 
 

@@ -22,38 +22,75 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from dpipe_tui.runs import redact
-from dpipe_tui.runs.model import RunRecord, RunState, transition
-from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_PID, Registry
+from dpipe_tui.runs.model import RecordError, RunRecord, RunState, transition
+from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_PID, Registry, RunNotFound
+from dpipe_tui.settings import SettingsError, load_settings
 from dpipe_tui.supervisor import autoresume, procs
 from dpipe_tui.supervisor.console import ConsoleWriter
+from dpipe_tui.supervisor.escalation import GRACEFUL_TIMEOUT_S, SIGNAL_STEPS, Escalation, describe
 from dpipe_tui.supervisor.launch import build_command
+from dpipe_tui.supervisor.outcome import decide
 from dpipe_tui.supervisor.progress import RunSummary, discover_run_folder, snapshot_entries
 from dpipe_tui.supervisor.sidecar import Sidecar
 from dpipe_tui.supervisor.telemetry_link import FailureInfo, classify, make_parser
-
-if TYPE_CHECKING:
-    from dpipe_tui.telemetry.events import Event
+from dpipe_tui.telemetry.events import Event, EventKind
 
 log = logging.getLogger("dpipe_tui.monitor")
 
 RECORD_INTERVAL_S = 1.0
 EXIT_DRAIN_S = 1.0
+STOP_CHECK_S = 0.5
+"""How often the monitor looks for a stop request in ``run.json`` (and ticks a stop under way)."""
+
+
+class EngineSpawner(Protocol):
+    """Starts the engine: a new process group whose stdout+stderr come back on one pipe."""
+
+    def __call__(
+        self, argv: list[str], cwd: str, env: dict[str, str]
+    ) -> subprocess.Popen[bytes]:  # pragma: no cover - a protocol
+        """Start ``argv``."""
+        ...
+
+
+def popen_engine(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The real spawner: a new session (its own process group), output on a pipe, no stdin."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 class Monitor:
     """Supervises one run (all its attempts) from the monitor process."""
 
     def __init__(
-        self, registry: Registry, run_id: str, *, record_interval: float = RECORD_INTERVAL_S
+        self,
+        registry: Registry,
+        run_id: str,
+        *,
+        record_interval: float = RECORD_INTERVAL_S,
+        spawn: EngineSpawner = popen_engine,
     ) -> None:
-        """Attach to run ``run_id`` of ``registry``."""
+        """Attach to run ``run_id`` of ``registry``; ``spawn`` starts the engine (a seam for tests)."""
         self.registry = registry
         self.run_id = run_id
         self.run_dir = registry.run_dir(run_id)
         self.record_interval = record_interval
+        self.spawn = spawn
+        self._escalation: Escalation | None = None
+        self._stop_events: list[Event] = []
+        self._stop_checked = 0.0
+        self._console: ConsoleWriter | None = None
 
     def run(self) -> None:
         """Claim the run, run attempts until one does not auto-resume, then dispatch the queue."""
@@ -110,17 +147,9 @@ class Monitor:
                 resume = f" (resume from {record.resume_tag})" if record.resume_tag else ""
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S")
                 console.write_note(f"==== dpipe-tui: attempt {record.attempt}{resume}, {stamp} ====")
+            self._escalation, self._stop_events, self._console = None, [], console
             try:
-                proc = subprocess.Popen(
-                    command.argv,
-                    cwd=command.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    close_fds=True,
-                )
+                proc = self.spawn(list(command.argv), str(command.cwd), env)
             except OSError as exc:
                 console.write_note(f"dpipe-tui: cannot start {command.argv[0]}: {exc}")
                 launch_failure = FailureInfo(
@@ -166,6 +195,12 @@ class Monitor:
             if leftovers:
                 console.write_note(f"dpipe-tui: engine exited; ending {len(leftovers)} leftover process(es)")
                 procs.terminate_group(proc.pid, steps=((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)))
+            if self._escalation is not None and not self._escalation.done:
+                self._escalation.tick()  # the group is empty now: the stop's last step
+            if self._stop_events:
+                metrics_fh.write("".join(e.to_json() + "\n" for e in self._stop_events).encode("utf-8"))
+                metrics_fh.flush()
+                self._stop_events = []
             console.write_note(f"==== dpipe-tui: engine exited with code {exit_code} ====")
         failure = classify(exit_code, list(events), list(console.tail), config_path=record.config_path)
         return self._finish(record, exit_code=exit_code, summary=summary, failure=failure)
@@ -206,6 +241,11 @@ class Monitor:
             if eof:
                 console.flush()
                 new += parser.flush()
+            if now - self._stop_checked >= STOP_CHECK_S:
+                self._stop_checked = now
+                self._watch_stop(proc, summary)
+                new += self._stop_events
+                self._stop_events = []
             new += sidecar.poll(summary.run_folder, proc.pid, now)
             if sidecar.peak_vram is not None and sidecar.peak_vram != summary.peak_vram:
                 summary.peak_vram = sidecar.peak_vram
@@ -224,6 +264,56 @@ class Monitor:
                 self._record_progress(summary)
         console.flush()
         return kept
+
+    # -- stop ---------------------------------------------------------------------------------------
+    def _watch_stop(self, proc: subprocess.Popen[bytes], summary: RunSummary) -> None:
+        """Start the stop the registry asks for, escalate it on a second (hard) request, tick it."""
+        try:
+            record = self.registry.load(self.run_id)
+        except (RecordError, RunNotFound):
+            return
+        if not record.stop_requested:
+            return
+        if self._escalation is None:
+            self._escalation = self._escalation_for(record, proc, summary)
+        elif record.stop_now and not self._escalation.now:
+            self._escalation.escalate_now()
+        if not self._escalation.done:
+            self._escalation.tick()
+
+    def _escalation_for(
+        self, record: RunRecord, proc: subprocess.Popen[bytes], summary: RunSummary
+    ) -> Escalation:
+        steps = SIGNAL_STEPS
+        if record.stop_signal_waits:
+            steps = tuple(
+                (sig, wait) for (sig, _), wait in zip(SIGNAL_STEPS, record.stop_signal_waits, strict=False)
+            )
+        timeout = record.stop_timeout_s
+        if timeout is None:
+            try:
+                timeout = load_settings(self.registry.home).stop_timeout_s
+            except SettingsError as exc:  # a bad settings file must not break a stop
+                log.warning("settings unreadable (%s); waiting the default %.0fs", exc, GRACEFUL_TIMEOUT_S)
+                timeout = GRACEFUL_TIMEOUT_S
+        folder = summary.run_folder or record.engine_run_dir
+        return Escalation(
+            pgid=proc.pid,
+            pid=proc.pid,
+            pid_started=record.pid_started,
+            run_folder=Path(folder) if folder else None,
+            now=record.stop_now,
+            graceful_timeout=timeout,
+            signal_steps=steps,
+            report=self._stop_step,
+        )
+
+    def _stop_step(self, action: str, data: dict[str, Any]) -> None:
+        """One step of the stop: a ``stop`` event for followers and a note in the console."""
+        self._stop_events.append(Event(EventKind.STOP, time.time(), {"action": action, **data}))
+        if self._console is not None and data.get("message"):
+            self._console.write_note(f"dpipe-tui: stop: {data['message']}")
+        log.info("stop %s: %s", action, data.get("message", ""))
 
     def _record_progress(self, summary: RunSummary) -> None:
         summary.dirty = False
@@ -245,16 +335,22 @@ class Monitor:
             if not current.state.is_live and current.state is not RunState.LOST:
                 return current
             fields: dict[str, object]
-            if failure is None:
-                state, fields = RunState.COMPLETED, {"phase": "done"}
-            elif current.stop_requested or failure.cls in ("save_quit", "user_stop"):
-                state, fields = RunState.STOPPED, {"failure_class": None, "failure_message": None}
+            state = decide(exit_code, failure.cls if failure else None, current.stop_requested)
+            if state is RunState.COMPLETED:
+                fields = {"phase": "done"}
+            elif state is RunState.STOPPED:
+                fields = {"failure_class": None, "failure_message": None}
+                if self._escalation is not None and self._escalation.done:
+                    esc = self._escalation
+                    fields["note"] = describe(esc.graceful, esc.signals, esc.leftovers)
             else:
-                state = RunState.FAILED
+                found = failure or FailureInfo(
+                    "exit_code", f"the engine exited with code {exit_code}", "See the console log."
+                )
                 fields = {
-                    "failure_class": failure.cls,
-                    "failure_message": failure.message,
-                    "failure_hint": failure.hint,
+                    "failure_class": found.cls,
+                    "failure_message": found.message,
+                    "failure_hint": found.hint,
                 }
             if current.state is RunState.STARTING and state is not RunState.STOPPED:
                 current = transition(current, RunState.RUNNING)

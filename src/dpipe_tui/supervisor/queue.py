@@ -33,28 +33,43 @@ QUEUE_LOCK = "queue.lock"
 SpawnMonitor = Callable[[Registry, str], tuple[int, float | None]]
 
 
+_LAUNCHER = """
+import os, subprocess, sys
+log, cwd, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+with open(log, "ab") as err:
+    os.chmod(log, 0o600)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                            start_new_session=True, close_fds=True, cwd=cwd)
+print(proc.pid, flush=True)
+"""
+"""The intermediate process of the double spawn: starts the monitor, prints its pid, exits at once."""
+
+
 def spawn_monitor(registry: Registry, run_id: str) -> tuple[int, float | None]:
     """Start the detached per-run monitor; return its pid and start time.
 
-    The monitor gets its own session (no controlling terminal, so SIGHUP of the client's session
-    never reaches it), stdin from /dev/null, and its stderr in the run folder.
+    Double spawn: a short-lived launcher starts the monitor and exits, so the monitor is re-parented
+    (to init or a subreaper) and no client, however long it lives, is ever its parent or has to reap
+    it. No ``fork()`` in this process (a TUI has threads). The monitor gets its own session (SIGHUP of
+    the client's session never reaches it), stdin from /dev/null, and its output in the run folder.
     """
     run_dir = registry.run_dir(run_id)
     env = dict(os.environ)
     env[paths.HOME_ENV] = str(registry.home)
-    with open(run_dir / MONITOR_LOG, "ab") as err:
-        os.chmod(run_dir / MONITOR_LOG, 0o600)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dpipe_tui.supervisor.monitor", str(run_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=err,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-            cwd=run_dir,
-        )
-    return proc.pid, procs.start_time(proc.pid)
+    argv = [sys.executable, "-m", "dpipe_tui.supervisor.monitor", str(run_dir)]
+    launched = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, str(run_dir / MONITOR_LOG), str(run_dir), *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=30,
+    )
+    if launched.returncode != 0 or not launched.stdout.strip().isdigit():
+        raise OSError(f"the monitor launcher failed: {launched.stderr.strip()[-300:] or launched.returncode}")
+    pid = int(launched.stdout.strip())
+    return pid, procs.start_time(pid)
 
 
 def busy_slots(records: list[RunRecord]) -> tuple[set[int], set[int]]:

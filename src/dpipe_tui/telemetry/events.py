@@ -23,6 +23,9 @@ Fields per kind (all optional unless noted; readers must tolerate missing ones):
 - ``warning``: ``message``, ``code`` (a short machine name, e.g. ``missing_caption``), ``path``
 - ``error``: ``class`` (a failure class name), ``message``, ``hint``, ``traceback`` (last frame + exception)
 - ``info``: ``message`` (e.g. ``Global batch size = 4`` as ``global_batch_size``)
+- ``stop``: a step of a requested stop, written by the monitor: ``action`` (``save_quit``, ``SIGINT``,
+  ``SIGTERM``, ``SIGKILL``, ``done``), ``wait`` (seconds it waits next), ``message`` (for people),
+  and with ``done``: ``graceful`` (bool), ``signals`` (list), ``leftovers`` (list of pids)
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class EventKind(StrEnum):
     WARNING = "warning"
     ERROR = "error"
     INFO = "info"
+    STOP = "stop"
 
 
 class Phase(StrEnum):
