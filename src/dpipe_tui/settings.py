@@ -16,6 +16,13 @@ stop_timeout_s = 600              # how long `stop` waits for save_quit before s
 [diffusion_pipe]
 path = "/workspace/diffusion-pipe"
 deepspeed = "/workspace/diffusion-pipe/venv/bin/deepspeed"   # default: <path>/venv/bin/deepspeed or PATH
+
+[notify]                          # sent by the run's monitor, alive when no client is
+command = "notify-send dpipe"     # run through the shell, the event as one JSON object on stdin
+urls = ["https://ntfy.sh/my-topic"]   # ntfy topics, Slack/Discord webhooks, or any JSON endpoint
+on = ["completed", "failed", "stopped", "auto_resumed", "low_disk"]   # default: all
+timeout_s = 5                     # per delivery; a dead endpoint never holds the monitor longer
+bell = true                       # the TUI rings the terminal bell when a run ends
 ```
 """
 
@@ -23,18 +30,40 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dpipe_tui import paths
 
 ENGINES = ("builtin", "diffusion-pipe")
+NOTIFY_EVENTS = ("completed", "failed", "stopped", "auto_resumed", "low_disk")
 DEEPSPEED_ENV = "DIFFUSION_PIPE_DEEPSPEED"
 
 
 class SettingsError(ValueError):
     """The settings file is unreadable or has a bad value."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Where the monitor sends run events (``[notify]``); nothing is sent when both are empty."""
+
+    command: str | None = None
+    """A shell command; the event arrives as one JSON object on its stdin."""
+    urls: tuple[str, ...] = ()
+    """Webhooks: ntfy topics (plain text), Slack/Discord webhooks, else the event as JSON."""
+    on: frozenset[str] = frozenset(NOTIFY_EVENTS)
+    """Which events are sent."""
+    timeout_s: float = 5.0
+    """Per delivery; a hung command is killed, a dead endpoint abandoned."""
+    bell: bool = True
+    """The TUI rings the terminal bell when a run ends."""
+
+    @property
+    def active(self) -> bool:
+        """True when there is somewhere to send events."""
+        return bool(self.command or self.urls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +83,7 @@ class Settings:
     deepspeed: str | None = None
     min_free_gib: float = 2.0
     stop_timeout_s: float = 600.0
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
 
 def _number(data: dict[str, Any], key: str, default: float, where: Path) -> float:
@@ -93,4 +123,31 @@ def load_settings(home: Path) -> Settings:
         deepspeed=str(Path(deepspeed).expanduser()) if deepspeed else None,
         min_free_gib=_number(data, "min_free_gib", 2.0, path),
         stop_timeout_s=_number(data, "stop_timeout_s", 600.0, path),
+        notify=_notify(data.get("notify", {}), path),
     )
+
+
+def _notify(table: Any, where: Path) -> NotifySettings:
+    if not isinstance(table, dict):
+        raise SettingsError(f"{where}: [notify] must be a table")
+    unknown = sorted(set(table) - {"command", "urls", "on", "timeout_s", "bell"})
+    if unknown:
+        raise SettingsError(
+            f"{where}: notify.{unknown[0]} is not a setting (command, urls, on, timeout_s, bell)"
+        )
+    command = table.get("command")
+    if command is not None and (not isinstance(command, str) or not command.strip()):
+        raise SettingsError(f"{where}: notify.command must be a non-empty string")
+    urls = table.get("urls", [])
+    if not isinstance(urls, list) or not all(
+        isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls
+    ):
+        raise SettingsError(f"{where}: notify.urls must be a list of http(s) URLs")
+    on = table.get("on", list(NOTIFY_EVENTS))
+    if not isinstance(on, list) or not all(e in NOTIFY_EVENTS for e in on):
+        raise SettingsError(f"{where}: notify.on must list events among {', '.join(NOTIFY_EVENTS)}")
+    bell = table.get("bell", True)
+    if not isinstance(bell, bool):
+        raise SettingsError(f"{where}: notify.bell must be true or false")
+    timeout = _number(table, "timeout_s", 5.0, where)
+    return NotifySettings(command, tuple(urls), frozenset(on), timeout or 5.0, bell)

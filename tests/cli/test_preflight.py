@@ -9,6 +9,7 @@ import pytest
 
 from dpipe_tui.runs.registry import Registry
 from dpipe_tui.services import runs
+from dpipe_tui.services.errors import RefusalCode, Remedy, RemedyAction
 from dpipe_tui.supervisor import procs
 
 if TYPE_CHECKING:
@@ -55,7 +56,10 @@ def test_cpu_slots_busy_gpus_and_disk(env: Path, dp_profile: Callable[..., Path]
     assert first.record.cpu
     busy = _launch(env, profile, engine="diffusion-pipe")
     assert busy.record is None
-    assert "--queue" in (busy.error or "")
+    assert busy.refusal is not None
+    assert busy.refusal.code is RefusalCode.GPUS_BUSY  # typed: no CLI flag in the message
+    assert busy.refusal.remedy == Remedy(RemedyAction.QUEUE, first.record.id)
+    assert "--queue" not in busy.refusal.message
     queued = _launch(env, profile, engine="diffusion-pipe", queue=True)
     assert queued.record is not None
     assert queued.record.state.value == "queued"
@@ -63,6 +67,8 @@ def test_cpu_slots_busy_gpus_and_disk(env: Path, dp_profile: Callable[..., Path]
     full = _launch(env, profile, engine="diffusion-pipe", queue=True)
     assert full.record is None
     assert "GiB free" in (full.error or "")
+    assert full.refusal is not None
+    assert full.refusal.code is RefusalCode.DISK_LOW
 
 
 def test_no_secret_reaches_the_registry(

@@ -1,7 +1,9 @@
 """Run commands: ``run``, ``ls``, ``status``, ``logs``, ``stop``, ``save``, ``resume``, ``rm``.
 
-Thin over :mod:`dpipe_tui.services.runs`: parse options, call one service, render. The foreground
-``run`` is only a viewer: Ctrl-C detaches it and the run goes on (its monitor is in another session).
+Thin over the cockpit (:class:`dpipe_tui.services.cockpit.Cockpit`): parse options, call one use case,
+render with :mod:`dpipe_tui.present`. A refusal's remedy becomes this command line's flags here (the
+TUI turns the same remedy into an action). The foreground ``run`` is only a viewer over a
+:class:`RunWatch`: Ctrl-C detaches it and the run goes on (its monitor is in another session).
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from dpipe_tui.profiles import Finding
     from dpipe_tui.runs.model import RunRecord
-    from dpipe_tui.services.metrics import ProgressTracker
+    from dpipe_tui.services.cockpit import Cockpit
+    from dpipe_tui.services.errors import Refusal
     from dpipe_tui.services.runs import RunStatus
-    from dpipe_tui.telemetry.events import Event
-    from dpipe_tui.telemetry.progress import ProgressSnapshot
+    from dpipe_tui.services.watch import ProgressSnapshot
 
 RunArg = Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")]
 
@@ -41,26 +44,52 @@ def _say(message: str) -> None:
     print(f"dpipe-tui: {message}", file=sys.stderr)
 
 
-def _lookup_error(exc: Exception) -> NoReturn:
-    from dpipe_tui.runs.registry import AmbiguousRun
+def _cockpit(home: str | None) -> Cockpit:
+    from dpipe_tui.services.cockpit import Cockpit
 
-    if isinstance(exc, AmbiguousRun):
-        common.fail(str(exc), common.ExitCode.USAGE)
-    common.fail(str(exc).strip("'\""), common.ExitCode.NOT_FOUND)
+    return Cockpit(_home(home))
+
+
+def remedy_text(refusal: Refusal) -> str:
+    """The refusal's way out, in this command line's words ("add --queue to wait")."""
+    from dpipe_tui.services.errors import RemedyAction
+
+    remedy = refusal.remedy
+    if remedy is None:
+        return ""
+    run = remedy.run_id or "RUN"
+    return {
+        RemedyAction.QUEUE: "add --queue to wait",
+        RemedyAction.FORCE: "add --force to do it anyway",
+        RemedyAction.STOP_FIRST: f"stop it first (dpipe-tui stop {run})",
+        RemedyAction.FIX_PROFILE: "fix them first (dpipe-tui validate)",
+        RemedyAction.FIX_SETTINGS: "",
+        RemedyAction.RETRY_LATER: "try later",
+        RemedyAction.PICK_CHECKPOINT: "pick another with --from global_stepN",
+    }.get(remedy.action, "")
+
+
+def _refused(refusal: Refusal) -> NoReturn:
+    """One line on stderr (the message and the remedy as flags) and the exit code of its kind."""
+    from dpipe_tui.services.errors import RefusalCode
+
+    remedy = remedy_text(refusal)
+    message = refusal.message + (f"; {remedy}" if remedy else "")
+    code = {
+        RefusalCode.NOT_FOUND: common.ExitCode.NOT_FOUND,
+        RefusalCode.AMBIGUOUS: common.ExitCode.USAGE,
+    }.get(refusal.code, common.ExitCode.FAILED)
+    common.fail(message, code)
 
 
 def _service(call: Callable[[], T]) -> T:
-    """Run a service call, turning lookup and refusal errors into one-line diagnostics and exit codes."""
-    from dpipe_tui.runs.registry import RecordError
-    from dpipe_tui.services.runs import ServiceError
-    from dpipe_tui.settings import SettingsError
+    """Run a cockpit call, turning a refusal into a one-line diagnostic and its exit code."""
+    from dpipe_tui.services.errors import Refusal
 
     try:
         return call()
-    except LookupError as exc:
-        _lookup_error(exc)
-    except (ServiceError, RecordError, SettingsError) as exc:
-        common.fail(str(exc))
+    except Refusal as exc:
+        _refused(exc)
 
 
 def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
@@ -219,9 +248,10 @@ def run(
     Exit codes: 0 completed, or stopped cleanly by `dpipe-tui stop` (or detached/queued with --detach),
     1 failed or refused, 2 usage, 130 Ctrl-C.
     """
-    from dpipe_tui.services.runs import LaunchRequest, launch
+    from dpipe_tui.services.errors import Refusal
+    from dpipe_tui.services.runs import LaunchRequest
 
-    root = _home(home)
+    cockpit = _cockpit(home)
     request = LaunchRequest(
         profile=profile,
         engine=engine,
@@ -230,14 +260,14 @@ def run(
         auto_resume=auto_resume,
         extra_args=("--trust_cache",) if trust_cache else (),
     )
-    result = _service(lambda: launch(root, request))
-    for finding in result.findings:
-        print(finding.format(), file=sys.stderr)
-    for warning in result.warnings:
-        print(f"dpipe-tui: warning: {warning}", file=sys.stderr)
-    if result.record is None:
-        common.fail(result.error or "launch refused")
+    try:
+        result = cockpit.launch(request)
+    except Refusal as exc:
+        _report(exc.findings, exc.info.warnings)
+        _refused(exc)
+    _report(result.findings, result.warnings)
     record = result.record
+    assert record is not None
     print(
         f"run {record.id}: {record.state.value} ({record.engine}, gpus {','.join(map(str, record.gpus))})",
         file=sys.stderr,
@@ -245,21 +275,26 @@ def run(
     if detach:
         print(record.id)
         raise typer.Exit(0)
-    raise typer.Exit(_follow(root, record.id))
+    raise typer.Exit(_follow(cockpit, record.id))
 
 
-def _follow(home: Path, run_id: str) -> int:
+def _report(findings: list[Finding], warnings: list[str]) -> None:
+    for finding in findings:
+        print(finding.format(), file=sys.stderr)
+    for warning in warnings:
+        print(f"dpipe-tui: warning: {warning}", file=sys.stderr)
+
+
+def _follow(cockpit: Cockpit, run_id: str) -> int:
     from dpipe_tui.runs.model import RunState
-    from dpipe_tui.runs.registry import Registry
-    from dpipe_tui.services.runs import RunFollower
 
-    follower = RunFollower(Registry(home), run_id)
+    watch = _service(lambda: cockpit.watch(run_id))
     view = _TtyView() if sys.stdout.isatty() else _PlainView()
     try:
         while True:
-            update = follower.poll()
-            view.show(update.record, update.events)
-            if update.record.state.is_terminal:
+            update = watch.poll()
+            view.show(update.record, update.progress)
+            if update.ended:
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -271,7 +306,7 @@ def _follow(home: Path, run_id: str) -> int:
         )
         return int(common.ExitCode.INTERRUPTED)
     view.close()
-    r = follower.record
+    r = watch.record
     print(
         f"run {run_id}: {r.state.value}"
         + (f" — {r.failure_class}: {r.failure_message}" if r.failure_class else "")
@@ -282,19 +317,11 @@ def _follow(home: Path, run_id: str) -> int:
     return int(common.ExitCode.FAILED)
 
 
-class _Progress:
-    """The run's progress through the services' tracker (plan from the frozen profile + step plan)."""
+class _Warnings:
+    """Each progress warning once (printed below the bar / as a line)."""
 
     def __init__(self) -> None:
-        self.tracker: ProgressTracker | None = None
         self.warned: set[str] = set()
-
-    def add(self, record: RunRecord, events: list[Event]) -> ProgressSnapshot:
-        if self.tracker is None:
-            from dpipe_tui.services.metrics import ProgressTracker
-
-            self.tracker = ProgressTracker(record)
-        return self.tracker.update(record, events)
 
     def new_warnings(self, snap: ProgressSnapshot) -> list[str]:
         """Each progress warning once (printed below the bar / as a line)."""
@@ -329,13 +356,12 @@ class _PlainView:
     """One line per phase change and at most one progress line per second (logs, pipes, cron)."""
 
     def __init__(self) -> None:
-        self.progress = _Progress()
+        self.progress = _Warnings()
         self.phase: str | None = None
         self.last_print = 0.0
         self.last_step: int | None = None
 
-    def show(self, r: RunRecord, events: list[Event]) -> None:
-        snap = self.progress.add(r, events)
+    def show(self, r: RunRecord, snap: ProgressSnapshot) -> None:
         if r.phase != self.phase:
             self.phase = r.phase
             print(f"[{r.state.value}] phase: {r.phase or '-'}", flush=True)
@@ -357,7 +383,7 @@ class _TtyView:
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.model = _Progress()
+        self.model = _Warnings()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -369,8 +395,7 @@ class _TtyView:
         self.task = self.progress.add_task("starting", total=None, info="")
         self.progress.start()
 
-    def show(self, r: RunRecord, events: list[Event]) -> None:
-        snap = self.model.add(r, events)
+    def show(self, r: RunRecord, snap: ProgressSnapshot) -> None:
         for warning in self.model.new_warnings(snap):
             self.progress.console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
         self.progress.update(
@@ -393,9 +418,7 @@ def ls(
     home: common.HomeOption = None,
 ) -> None:
     """List runs, reconciled with the OS (a read: it never starts a queued run)."""
-    from dpipe_tui.services.runs import list_runs
-
-    listing = list_runs(_home(home))
+    listing = _service(lambda: _cockpit(home).runs())
     rows = listing.runs
     if not show_all:
         ended = [s for s in rows if s.record.state.is_terminal]
@@ -424,10 +447,8 @@ def ls(
 
 def status(run_ref: RunArg, as_json: common.JsonOption = False, home: common.HomeOption = None) -> None:
     """Show one run, as the OS confirms it."""
-    from dpipe_tui.services import runs
-
-    root = _home(home)
-    s = _service(lambda: runs.status(root, run_ref))
+    cockpit = _cockpit(home)
+    s = _service(lambda: cockpit.status(run_ref))
     if as_json:
         print(json.dumps(s.to_json_dict(), indent=2))
     else:
@@ -443,24 +464,19 @@ def logs(
     home: common.HomeOption = None,
 ) -> None:
     """Print the run's console output (stdout+stderr of every attempt)."""
-    from dpipe_tui.runs.registry import Registry
-    from dpipe_tui.services import runs
-
-    root = _home(home)
-    run_id = _service(lambda: runs.resolve(root, run_ref))
-    tail, offset = runs.read_log(root, run_id, lines)
-    for line in tail:
-        print(line)
+    cockpit = _cockpit(home)
     if not follow:
+        for line in _service(lambda: cockpit.log_tail(run_ref, lines))[0]:
+            print(line)
         return
-    follower = runs.RunFollower(Registry(root), run_id, from_start=False, console=True, console_offset=offset)
+    watch = _service(lambda: cockpit.watch(run_ref, console=True, tail_lines=lines))
     try:
         while True:
-            update = follower.poll()
+            update = watch.poll()
             for line in update.lines:
                 print(line, flush=True)
-            if update.record.state.is_terminal:
-                for line in follower.poll().lines:
+            if update.ended:
+                for line in watch.poll().lines:
                     print(line)
                 return
             time.sleep(0.3)
@@ -481,11 +497,9 @@ def stop(
     The run's monitor carries the stop; this command follows it until the run has ended. Ctrl-C (or
     killing this command) leaves the stop going. --now during a graceful stop escalates at once.
     """
-    from dpipe_tui.services import runs
-
-    root = _home(home)
+    cockpit = _cockpit(home)
     try:
-        result = _service(lambda: runs.stop_run(root, run_ref, now=now, timeout=timeout, on_progress=_say))
+        result = _service(lambda: cockpit.stop(run_ref, now=now, timeout=timeout, on_progress=_say))
     except KeyboardInterrupt:
         _say(f"stopped following; the stop of {run_ref} goes on (dpipe-tui status {run_ref})")
         raise typer.Exit(int(common.ExitCode.INTERRUPTED)) from None
@@ -496,10 +510,8 @@ def stop(
 
 def save(run_ref: RunArg, home: common.HomeOption = None) -> None:
     """Ask the engine for a checkpoint at the end of the current step (the save file)."""
-    from dpipe_tui.services import runs
-
-    root = _home(home)
-    path = _service(lambda: runs.save_run(root, run_ref))
+    cockpit = _cockpit(home)
+    path = _service(lambda: cockpit.save(run_ref))
     print(f"requested a checkpoint: {path}")
 
 
@@ -516,11 +528,9 @@ def resume(
     home: common.HomeOption = None,
 ) -> None:
     """Resume an ended run from its checkpoint as a new attempt (same run id)."""
-    from dpipe_tui.services import runs
-
-    root = _home(home)
+    cockpit = _cockpit(home)
     result = _service(
-        lambda: runs.resume_run(root, run_ref, from_tag=from_tag, force=force, auto_resume=auto_resume)
+        lambda: cockpit.resume(run_ref, from_tag=from_tag, force=force, auto_resume=auto_resume)
     )
     for warning in result.warnings:
         print(f"dpipe-tui: warning: {warning}", file=sys.stderr)
@@ -531,15 +541,13 @@ def resume(
     if detach:
         print(r.id)
         return
-    raise typer.Exit(_follow(root, r.id))
+    raise typer.Exit(_follow(cockpit, r.id))
 
 
 def rm(run_ref: RunArg, home: common.HomeOption = None) -> None:
     """Delete a run's registry folder (not the engine's output); refuses on a live or queued run."""
-    from dpipe_tui.services import runs
-
-    root = _home(home)
-    run_id = _service(lambda: runs.remove_run(root, run_ref))
+    cockpit = _cockpit(home)
+    run_id = _service(lambda: cockpit.remove(run_ref))
     print(f"removed {run_id}")
 
 

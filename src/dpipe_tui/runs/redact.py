@@ -55,3 +55,39 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
             continue
         out.append(REDACTED if looks_like_token(word) else word)
     return out
+
+
+_URL_SECRET_PARAM = re.compile(r"(token|key|auth|secret|sig|signature|password|access_token)", re.IGNORECASE)
+_WEBHOOK_PATHS = (
+    re.compile(r"(/services/[^/]+/[^/]+/)[^/?#]+"),  # Slack: /services/T…/B…/<secret>
+    re.compile(r"(/api/webhooks/\d+/)[^/?#]+"),  # Discord: /api/webhooks/<id>/<token>
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown or logged: userinfo, secret query values and webhook tokens hidden.
+
+    >>> redact_url("https://user:pw@ntfy.example/topic?auth=abc&x=1")
+    'https://***@ntfy.example/topic?auth=***&x=1'
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = urlencode(
+        [
+            (k, REDACTED if _URL_SECRET_PARAM.search(k) or looks_like_token(v) else v)
+            for k, v in parse_qsl(parts.query)
+        ],
+        safe="*",
+    )
+    path = parts.path
+    for pattern in _WEBHOOK_PATHS:
+        path = pattern.sub(lambda m: m.group(1) + REDACTED, path)
+    path = "/".join(REDACTED if looks_like_token(seg) else seg for seg in path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, query, ""))

@@ -234,8 +234,12 @@ class Cockpit:
         """
         with _refusals():
             result = run_svc.launch(self.home, request, spawn=self._spawn)
-        if result.record is None:
-            raise _launch_refusal(result)
+        if result.refusal is not None:
+            refusal = result.refusal
+            if not refusal.findings:
+                refusal.info.findings = list(result.findings)
+            refusal.info.warnings = list(result.warnings)
+            raise refusal
         return result
 
     def stop(
@@ -278,11 +282,6 @@ class Cockpit:
     def dispatch_queue(self) -> list[str]:
         """Start every queued run whose GPUs are free (monitors double-spawned); the ids started."""
         return run_svc.dispatch_queue(self.home, spawn=self._spawn)
-
-
-def _launch_refusal(result: run_svc.LaunchResult) -> Refusal:
-    message = result.error or "launch refused"
-    return Refusal(RefusalCode.PROFILE_INVALID, message, findings=list(result.findings))
 
 
 @contextlib.contextmanager

@@ -90,7 +90,9 @@ class RefusalInfo:
     message: str
     remedy: Remedy | None = None
     findings: list[Finding] = field(default_factory=list)
-    """For ``PROFILE_INVALID``: every finding of the validation (errors, warnings, hints)."""
+    """Findings of the validation behind the refusal (every one: errors, warnings, hints)."""
+    warnings: list[str] = field(default_factory=list)
+    """What pre-flight noticed before it refused (e.g. no NVIDIA GPU)."""
 
 
 class Refusal(RuntimeError):

@@ -28,6 +28,7 @@ from dpipe_tui.runs.registry import (
     RunNotFound,
 )
 from dpipe_tui.services.engines import EngineError, choose_engine
+from dpipe_tui.services.errors import Refusal, RefusalCode, Remedy, RemedyAction
 from dpipe_tui.settings import Settings, load_settings
 from dpipe_tui.supervisor import control, preflight, queue
 from dpipe_tui.supervisor.autoresume import next_attempt
@@ -65,8 +66,14 @@ __all__ = [
 ]
 
 
-class ServiceError(RuntimeError):
-    """A use case refused; the message says why and what to do."""
+class ServiceError(Refusal):
+    """A run use case refused (a :class:`Refusal`; ``WRONG_STATE`` unless a code is given)."""
+
+    def __init__(
+        self, message: str, code: RefusalCode = RefusalCode.WRONG_STATE, remedy: Remedy | None = None
+    ) -> None:
+        """A refusal with ``message`` (no front-end vocabulary), ``code`` and ``remedy``."""
+        super().__init__(code, message, remedy=remedy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +90,17 @@ class LaunchRequest:
 
 @dataclass(slots=True)
 class LaunchResult:
-    """Outcome of a launch: ``record`` is None when pre-flight refused (``error`` says why)."""
+    """Outcome of a launch: ``record`` is None when pre-flight refused (``refusal`` says why)."""
 
     record: RunRecord | None
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    error: str | None = None
+    refusal: Refusal | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The refusal's message (plain words; its remedy is separate), or None."""
+        return self.refusal.message if self.refusal is not None else None
 
     @property
     def ok(self) -> bool:
@@ -130,6 +142,10 @@ class RunListing:
     problems: list[RegistryProblem]
 
 
+def _refused(code: RefusalCode, message: str, remedy: Remedy | None = None) -> LaunchResult:
+    return LaunchResult(None, refusal=Refusal(code, message, remedy=remedy))
+
+
 # -- launch ---------------------------------------------------------------------------------------
 def launch(
     home: Path, request: LaunchRequest, *, spawn: queue.SpawnMonitor = queue.spawn_monitor
@@ -143,28 +159,32 @@ def launch(
     settings = load_settings(home)
     profile = request.profile.expanduser().resolve()
     if not profile.is_file():
-        return LaunchResult(None, error=f"{profile}: no such profile")
+        return _refused(RefusalCode.NOT_FOUND, f"{profile}: no such profile")
     try:
         table = preflight.profile_table(profile)
     except preflight.PreflightError as exc:
-        return LaunchResult(None, error=str(exc))
+        return _refused(RefusalCode.UNREADABLE, str(exc))
     try:
         choice = choose_engine(settings, home, profile, table, request.engine)
     except EngineError as exc:
-        return LaunchResult(None, error=str(exc))
+        return _refused(RefusalCode.ENGINE, str(exc), Remedy(RemedyAction.FIX_SETTINGS))
     engine, base_dir, cwd, launcher = choice.engine, choice.base_dir, choice.cwd, choice.launcher
     result = LaunchResult(None)
     if table.get("prepare") == "demo" and (err := preflight.prepare_demo(profile)):
-        return LaunchResult(None, error=err)
+        return _refused(RefusalCode.PREPARE_FAILED, err)
     gpus = request.gpus or tuple(int(g) for g in table.get("gpus", ()) or (0,))
     has_gpu, indices, reason = preflight.gpus_available()
     cpu = not has_gpu
     if has_gpu and (missing := [g for g in gpus if g not in indices]):
-        return LaunchResult(None, error=f"GPU {missing} not found (this machine has {list(indices)})")
+        return _refused(
+            RefusalCode.GPUS_MISSING, f"GPU {missing} not found (this machine has {list(indices)})"
+        )
     if cpu:
         slots = os.cpu_count() or 1
         if max(gpus) >= slots or len(gpus) > slots:
-            return LaunchResult(None, error=f"no NVIDIA GPU ({reason}); CPU slots 0..{slots - 1} only")
+            return _refused(
+                RefusalCode.GPUS_MISSING, f"no NVIDIA GPU ({reason}); CPU slots 0..{slots - 1} only"
+            )
         if engine == DIFFUSION_PIPE:
             result.warnings.append(
                 f"no NVIDIA GPU ({reason}): diffusion-pipe needs CUDA; launching with "
@@ -178,10 +198,14 @@ def launch(
     result.findings = list(report.findings)
     errors = [f for f in report.findings if f.severity is Severity.ERROR]
     if report.kind != "main":
-        return dataclasses.replace(result, error=f"{profile} is a dataset config, not a main profile")
+        result.refusal = Refusal(RefusalCode.NOT_MAIN, f"{profile} is a dataset config, not a main profile")
+        return result
     if errors:
-        result.error = (
-            f"{profile}: {len(errors)} error(s) in the profile; fix them first (dpipe-tui validate)"
+        result.refusal = Refusal(
+            RefusalCode.PROFILE_INVALID,
+            f"{profile}: {len(errors)} error(s) in the profile",
+            remedy=Remedy(RemedyAction.FIX_PROFILE),
+            findings=list(report.findings),
         )
         return result
     registry = Registry(home)
@@ -189,17 +213,20 @@ def launch(
     busy = {g: r.id for r in records if r.state.is_live for g in r.gpus}
     clash = sorted({busy[g] for g in gpus if g in busy})
     if clash and not request.queue:
-        result.error = (
-            f"GPU(s) {sorted(set(gpus) & set(busy))} in use by {', '.join(clash)}; add --queue to wait"
+        result.refusal = Refusal(
+            RefusalCode.GPUS_BUSY,
+            f"GPU(s) {sorted(set(gpus) & set(busy))} in use by {', '.join(clash)}",
+            remedy=Remedy(RemedyAction.QUEUE, clash[0]),
         )
         return result
     out = output_dir_of(profile, base_dir)
     if out is not None:
         free = preflight.free_gib(out)
         if free < settings.min_free_gib:
-            result.error = (
+            result.refusal = Refusal(
+                RefusalCode.DISK_LOW,
                 f"only {free:.1f} GiB free where output_dir lives ({out}); need {settings.min_free_gib} "
-                f"GiB (min_free_gib in {paths.settings_file(home)})"
+                f"GiB (min_free_gib in {paths.settings_file(home)})",
             )
             return result
         if free < 2 * settings.min_free_gib:
@@ -299,6 +326,8 @@ def save_run(home: Path, ref: str) -> Path:
     registry = Registry(home)
     try:
         return control.save(registry, registry.load(registry.resolve(ref)))
+    except control.NotReady as exc:
+        raise ServiceError(str(exc), RefusalCode.NOT_READY, Remedy(RemedyAction.RETRY_LATER)) from exc
     except control.ControlError as exc:
         raise ServiceError(str(exc)) from exc
 
@@ -360,11 +389,11 @@ def _resume_locked(
                     f"value is kept in {change.history}"
                 )
     except NoCheckpoint as exc:
-        raise ServiceError(f"cannot resume {run_id}: {exc}") from exc
+        raise ServiceError(f"cannot resume {run_id}: {exc}", RefusalCode.NO_CHECKPOINT) from exc
     except ResumeRefused as exc:
-        raise ServiceError(str(exc)) from exc
+        raise ServiceError(str(exc), RefusalCode.RESUME_CHANGED, Remedy(RemedyAction.FORCE)) from exc
     except OSError as exc:  # an unwritable run folder or registry: say where, no traceback
-        raise ServiceError(f"cannot resume {run_id}: {exc}") from exc
+        raise ServiceError(f"cannot resume {run_id}: {exc}", RefusalCode.IO) from exc
     try:
         new = registry.update(run_id, lambda cur: _requeue(cur, point.tag, str(folder), auto_resume))
     except IllegalTransition as exc:
@@ -393,7 +422,9 @@ def remove_run(home: Path, ref: str) -> str:
         registry.delete(run_id)
         return run_id
     if record.state.is_live or record.state is RunState.QUEUED:
-        raise ServiceError(f"run {run_id} is {record.state.value}; stop it first (dpipe-tui stop {run_id})")
+        raise ServiceError(
+            f"run {run_id} is {record.state.value}", remedy=Remedy(RemedyAction.STOP_FIRST, run_id)
+        )
     registry.delete(run_id)
     queue.dispatch(registry)  # a writer: what waited behind it may start
     return run_id

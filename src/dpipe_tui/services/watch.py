@@ -22,8 +22,8 @@ from dpipe_tui.services.metrics import ProgressTracker
 from dpipe_tui.supervisor.follow import LineTail, RunFollower, last_lines
 from dpipe_tui.telemetry.chart import ascii_chart, braille_chart
 from dpipe_tui.telemetry.downsample import minmax
-from dpipe_tui.telemetry.events import EventKind
-from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS
+from dpipe_tui.telemetry.events import Event, EventKind
+from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS, ProgressSnapshot
 from dpipe_tui.telemetry.store import MetricSeries, MetricsTail, Series
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     from dpipe_tui.runs.model import RunRecord
     from dpipe_tui.runs.registry import Registry
-    from dpipe_tui.telemetry.events import Event
-    from dpipe_tui.telemetry.progress import ProgressSnapshot
+
+__all__ = ["Chart", "ChartLayer", "Event", "ProgressSnapshot", "RunWatch", "WatchUpdate"]
 
 
 EMA_ALPHA = 0.05

@@ -41,6 +41,10 @@ class ControlError(RuntimeError):
     """A control cannot be applied to the run in its current state."""
 
 
+class NotReady(ControlError):
+    """The run cannot take the control yet (no run folder while it loads); try again later."""
+
+
 @dataclass(frozen=True, slots=True)
 class StopResult:
     """What a stop did.
@@ -70,9 +74,7 @@ def save(registry: Registry, record: RunRecord) -> Path:
     if record.state is not RunState.RUNNING:
         raise ControlError(f"run {record.id} is {record.state.value}; save needs a running run")
     if not record.engine_run_dir or not Path(record.engine_run_dir).is_dir():
-        raise ControlError(
-            f"run {record.id} has no run folder yet (still {record.phase or 'starting'}); try later"
-        )
+        raise NotReady(f"run {record.id} has no run folder yet (still {record.phase or 'starting'})")
     return create_signal_file(Path(record.engine_run_dir), "save")
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,11 +28,12 @@ from typing import Any, BinaryIO, Protocol
 from dpipe_tui.runs import redact
 from dpipe_tui.runs.model import RecordError, RunRecord, RunState, transition
 from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_PID, Registry, RunNotFound
-from dpipe_tui.settings import SettingsError, load_settings
+from dpipe_tui.settings import Settings, SettingsError, load_settings
 from dpipe_tui.supervisor import autoresume, procs
 from dpipe_tui.supervisor.console import ConsoleWriter
 from dpipe_tui.supervisor.escalation import GRACEFUL_TIMEOUT_S, SIGNAL_STEPS, Escalation, describe
 from dpipe_tui.supervisor.launch import build_command
+from dpipe_tui.supervisor.notify import Notifier, build_event
 from dpipe_tui.supervisor.outcome import decide
 from dpipe_tui.supervisor.progress import RunSummary, discover_run_folder, snapshot_entries
 from dpipe_tui.supervisor.sidecar import Sidecar
@@ -42,6 +44,8 @@ log = logging.getLogger("dpipe_tui.monitor")
 
 RECORD_INTERVAL_S = 1.0
 EXIT_DRAIN_S = 1.0
+DISK_CHECK_S = 30.0
+"""How often the monitor looks at the free disk where output_dir lives (low-disk notification)."""
 STOP_CHECK_S = 0.5
 """How often the monitor looks for a stop request in ``run.json`` (and ticks a stop under way)."""
 
@@ -91,23 +95,65 @@ class Monitor:
         self._stop_events: list[Event] = []
         self._stop_checked = 0.0
         self._console: ConsoleWriter | None = None
+        self._settings = Settings()
+        self._disk_warned = False
+        self._disk_checked = 0.0
+        self._notifier: Notifier | None = None
 
     def run(self) -> None:
-        """Claim the run, run attempts until one does not auto-resume, then dispatch the queue."""
+        """Claim the run, run attempts until one does not auto-resume, notify, then dispatch the queue."""
         if not self._claim():
             return
+        self._settings = self._load_settings()
+        notifier = Notifier(self._settings.notify)
         try:
             while True:
                 record = self._attempt()
-                if record is None or not self._auto_resume(record):
+                if record is None:
                     break
+                if self._auto_resume(record):
+                    again = self.registry.load(self.run_id)
+                    notifier.send(
+                        build_event("auto_resumed", again, tag=again.resume_tag, after=record.failure_class)
+                    )
+                    continue
+                if record.state.value in ("completed", "failed", "stopped", "lost"):
+                    notifier.send(build_event(record.state.value, record))
+                break
         finally:
+            notifier.wait()  # bounded by notify.timeout_s: a dead endpoint never holds the run's end
             from dpipe_tui.supervisor.queue import dispatch
 
             try:
                 dispatch(self.registry)
             except Exception:
                 log.exception("dispatching the queue failed")
+
+    def _load_settings(self) -> Settings:
+        try:
+            return load_settings(self.registry.home)
+        except SettingsError as exc:  # a bad settings file must never break supervision
+            log.warning("settings unreadable, using defaults (no notifications): %s", exc)
+            return Settings()
+
+    def _check_disk(self, output_dir: Path | None, notifier_event: list[dict[str, Any]]) -> None:
+        """Once per run while it lasts: free disk where output_dir lives below 2 x min_free_gib."""
+        if output_dir is None:
+            return
+        probe = output_dir
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        try:
+            free = shutil.disk_usage(probe).free / 2**30
+        except OSError:
+            return
+        low = free < 2 * self._settings.min_free_gib
+        if low and not self._disk_warned:
+            self._disk_warned = True
+            record = self.registry.load(self.run_id)
+            notifier_event.append(build_event("low_disk", record, free_gib=free, path=str(probe)))
+        elif not low:
+            self._disk_warned = False  # recovered: warn again if it drops
 
     def _claim(self) -> bool:
         me, started = os.getpid(), procs.start_time(os.getpid())
@@ -241,6 +287,12 @@ class Monitor:
             if eof:
                 console.flush()
                 new += parser.flush()
+            if now - self._disk_checked >= DISK_CHECK_S:
+                self._disk_checked = now
+                low: list[dict[str, Any]] = []
+                self._check_disk(output_dir, low)
+                for event in low:
+                    Notifier(self._settings.notify).send(event)
             if now - self._stop_checked >= STOP_CHECK_S:
                 self._stop_checked = now
                 self._watch_stop(proc, summary)

@@ -129,8 +129,11 @@ class NewRunScreen(Screen[None]):
             return
         lines: list[str] = []
         for fv in run.files:
-            folder = f"{path.parent}/"
-            lines += [f.format().replace(folder, "") for f in fv.report.findings]
+            folder = str(path.parent)  # shown relative: the list already says which folder
+            lines += [
+                f.format().replace(folder + "/", "").replace(folder, path.parent.name)
+                for f in fv.report.findings
+            ]
             if fv.dataset_summary:
                 lines += ["", "dataset plan:", *(f"  {x}" for x in fv.dataset_summary)]
             elif fv.summary_error:
