@@ -110,7 +110,7 @@ def test_launch_keeps_the_plans_steps_per_epoch_even_when_max_steps_caps_the_tot
 ) -> None:
     from PIL import Image
 
-    from dpipe_tui.services.metrics import plan_for_record
+    from dpipe_tui.services.progress import plan_for_record
 
     profile = dp_profile()
     profile.write_text(profile.read_text().replace("epochs = 1\n", "epochs = 5\nmax_steps = 7\n", 1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dpipe_tui.services.metrics import training_rate
+from dpipe_tui.services.summaries import training_rate
 from dpipe_tui.telemetry.events import Event, EventKind
 
 

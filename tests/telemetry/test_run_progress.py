@@ -17,7 +17,7 @@ from dpipe_tui.cli.main import app
 from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import Registry
 from dpipe_tui.services import runs
-from dpipe_tui.services.metrics import ProgressTracker, plan_for_record, run_progress
+from dpipe_tui.services.progress import ProgressTracker, plan_for_record, run_progress
 from dpipe_tui.telemetry.events import Event, EventKind
 from dpipe_tui.telemetry.progress import ProgressPlan
 from tests.cli.conftest import cli_home, dp_profile  # noqa: F401  # fixtures used below

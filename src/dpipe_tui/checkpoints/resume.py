@@ -18,8 +18,12 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dpipe_tui import fsutil, paths
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 LATEST = "latest"
 SUPERVISOR_DIR = ".supervisor"
@@ -162,3 +166,18 @@ def clear_signal_files(run_folder: Path) -> list[str]:
             continue
         removed.append(name)
     return removed
+
+
+def saved_at(run_folders: Iterable[Path | str | None], step: int) -> float | None:
+    """When ``global_step<step>`` was written (its folder's mtime) in the first folder that has it.
+
+    After a resume only the checkpoint's step is known from the console; its folder's mtime keeps
+    "last checkpoint N minutes ago" honest instead of restarting the clock at the resume.
+    """
+    for folder in run_folders:
+        if folder:
+            try:
+                return (Path(folder) / f"global_step{step}").stat().st_mtime
+            except OSError:
+                continue
+    return None

@@ -1,4 +1,4 @@
-"""``dpipe-tui metrics`` and ``dpipe-tui gpus``: thin commands over services.metrics and services.gpus."""
+"""``dpipe-tui metrics`` and ``dpipe-tui gpus``: thin commands over the services (summaries, gpus)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import typer
 from dpipe_tui.cli import common
 
 if TYPE_CHECKING:
-    from dpipe_tui.services.metrics import MetricsSummary
+    from dpipe_tui.services.summaries import MetricsSummary
 
 
 def register(app: typer.Typer) -> None:
@@ -42,20 +42,20 @@ def metrics(
     TensorBoard eval and epoch losses; without one, and for a log FILE, the console log is parsed.
     Exit codes: 0, 1 when the summary shows a failed run, 3 nothing found.
     """
-    from dpipe_tui.services import metrics as svc
+    from dpipe_tui.services import sources, summaries
 
     common.apply_home(home)
     try:
-        source = svc.resolve_source(target, Path(home).expanduser() if home else None)
-    except svc.LogNotFound as exc:
+        source = sources.resolve_source(target, Path(home).expanduser() if home else None)
+    except sources.LogNotFound as exc:
         common.fail(str(exc), common.ExitCode.NOT_FOUND)
     if (json_out or events) and not summary:
         out = sys.stdout
-        for event in svc.iter_source_events(source):
+        for event in summaries.iter_source_events(source):
             out.write(event.to_json() if json_out else _event_text(event.kind.value, event.to_json()))
             out.write("\n")
         return
-    result = svc.summarize_source(source)
+    result = summaries.summarize_source(source)
     if json_out:
         print(json.dumps(result.to_dict(), default=str))
         return

@@ -26,7 +26,7 @@ from dpipe_tui.runs.model import RecordError, RunRecord, RunState
 from dpipe_tui.runs.registry import AmbiguousRun, Registry, RunNotFound
 from dpipe_tui.services import runs as run_svc
 from dpipe_tui.services.errors import Refusal, RefusalCode, Remedy, RemedyAction
-from dpipe_tui.services.metrics import ProgressTracker
+from dpipe_tui.services.progress import ProgressTracker
 from dpipe_tui.services.watch import RunWatch, WatchUpdate
 from dpipe_tui.settings import Settings, SettingsError, load_settings
 from dpipe_tui.supervisor import queue

@@ -87,17 +87,14 @@ _SEVERITY = {"error": Severity.ERROR, "warning": Severity.WARNING, "hint": Sever
 
 def _summary(fv: FileValidation, gpu_count: int | None) -> None:
     """Fill ``fv``'s dataset summary and add the plan's problems to its findings."""
-    try:
-        from dpipe_tui.datasets import (
-            DatasetConfigError,
-            PlanError,
-            plan_for_profile,
-            plan_problems,
-            summary_lines,
-        )
-    except ImportError:  # datasets package not installed in this build
-        fv.summary_error = "dataset summary unavailable (dpipe_tui.datasets not importable)"
-        return
+    from dpipe_tui.datasets import (
+        DatasetConfigError,
+        PlanError,
+        plan_for_profile,
+        plan_problems,
+        summary_lines,
+    )
+
     report = fv.report
     if report.base_dir is None or report.dataset_path is None or not report.dataset_path.is_file():
         return

@@ -128,7 +128,7 @@ class RunStatus:
             queue_position=self.queue_position,
         )
         if self.progress is not None:
-            from dpipe_tui.services.metrics import progress_to_dict
+            from dpipe_tui.services.progress import progress_to_dict
 
             data["progress"] = progress_to_dict(self.progress)
         return data
@@ -278,7 +278,7 @@ def resolve(home: Path, ref: str) -> str:
 
 def status(home: Path, ref: str) -> RunStatus:
     """One run, reconciled with the OS, with its progress replayed from ``metrics.jsonl``."""
-    from dpipe_tui.services.metrics import run_progress
+    from dpipe_tui.services.progress import run_progress
 
     registry = Registry(home)
     record = reconcile(registry, registry.load(registry.resolve(ref)))

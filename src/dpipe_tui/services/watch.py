@@ -18,7 +18,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dpipe_tui.services.metrics import ProgressTracker
+from dpipe_tui.services.progress import ProgressTracker
 from dpipe_tui.supervisor.follow import LineTail, RunFollower, last_lines
 from dpipe_tui.telemetry.chart import ascii_chart, braille_chart
 from dpipe_tui.telemetry.downsample import minmax
