@@ -236,7 +236,7 @@ def main() -> int:
             time.sleep(3)
             follow = tmux_cpu(home, ["--run", run_id], args.seconds)
             lines = Registry(home).console_log(run_id).read_bytes().count(b"\n")
-            Cockpit(home).request_stop(run_id, now=True)
+            Cockpit(home).stop(run_id, now=True)
             print(
                 f"3. run view following a run printing ~100 lines/s ({lines} lines in all): "
                 f"{follow:.2f} % of one core (goal < 5 %)"

@@ -123,3 +123,61 @@ def test_launch_keeps_the_plans_steps_per_epoch_even_when_max_steps_caps_the_tot
     assert Registry(env).load(record.id).steps_per_epoch == 4  # stored in run.json
     plan = plan_for_record(record)
     assert (plan.steps_per_epoch, plan.epochs, plan.max_steps) == (4, 5, 7)
+
+
+def test_the_frozen_copy_is_the_validated_bytes(env: Path, dp_profile: Callable[..., Path]) -> None:
+    """An editor saves the profile and its dataset between validation and freezing (a hook, no sleep)."""
+    profile = dp_profile()
+    dataset = profile.parent / "dataset.toml"
+    validated_main, validated_dataset = profile.read_text(), dataset.read_text()
+
+    def editor_saves() -> None:
+        profile.write_text(validated_main.replace("epochs = 1", "epochs = 99") + "\n# edited\n")
+        dataset.write_text("resolutions = [64]\n\n[[directory]]\npath = 'elsewhere'\n")
+
+    result = runs.launch(
+        env, runs.LaunchRequest(profile=profile), spawn=_fake_spawn, before_freeze=editor_saves
+    )
+    assert result.record is not None, result.error
+    run_dir = Registry(env).run_dir(result.record.id)
+    frozen_main = (run_dir / "profile.toml").read_text()
+    frozen_dataset = (run_dir / "dataset.toml").read_text()
+    assert "# edited" not in frozen_main
+    assert "epochs = 99" not in frozen_main
+    assert "[512]" in frozen_dataset  # the validated dataset config, not the saved one
+    assert "elsewhere" not in frozen_dataset
+    assert validated_dataset.splitlines()[0] == frozen_dataset.splitlines()[0]
+
+
+@pytest.mark.parametrize("kind", ["binary", "latin1", "directory", "fifo", "unreadable", "huge"])
+def test_every_command_refuses_an_unreadable_profile_cleanly(env: Path, tmp_path: Path, kind: str) -> None:
+    """run and validate on what is not a small UTF-8 TOML file: one line naming the file, exit 1."""
+    import subprocess
+    import sys
+
+    path = tmp_path / f"bad-{kind}.toml"
+    if kind == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "latin1":
+        path.write_bytes("epochs = 1 # caf\xe9\n".encode("latin-1"))
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "unreadable":
+        path.write_text("epochs = 1\n")
+        path.chmod(0)
+    else:
+        with path.open("wb") as fh:
+            fh.truncate(20 * 1024 * 1024)
+    if kind == "unreadable" and os.geteuid() == 0:
+        pytest.skip("root reads files without read permission")
+    exe = os.path.join(os.path.dirname(sys.executable), "dpipe-tui")
+    for command in (["run", str(path)], ["validate", str(path)]):
+        proc = subprocess.run(
+            [exe, *command], capture_output=True, text=True, timeout=60, env={**os.environ}, check=False
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, (command, out)
+        assert "Traceback" not in out, out
+        assert str(path) in out, out

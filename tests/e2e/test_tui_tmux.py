@@ -135,5 +135,6 @@ def test_launch_watch_kill_and_reattach(
     later = cockpit.status(long_run.id)
     assert later.record.state.value == "running"
     assert (later.record.last_step or 0) > step_at_kill  # still training, not just shown so
-    cockpit.request_stop(long_run.id, now=True)
-    assert cockpit.status(long_run.id).record.state.is_terminal
+    stopped = cockpit.stop(long_run.id, now=True)  # request, then follow until the monitor ended it
+    assert stopped.record.state.is_terminal
+    assert stopped.leftovers == ()

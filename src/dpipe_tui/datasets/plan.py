@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,13 +224,20 @@ def plan_steps(
     )
 
 
-def plan_for_profile(main_config_path: Path | str, *, base_dir: Path, world_size: int) -> StepPlan:
+def plan_for_profile(
+    main_config_path: Path | str,
+    *,
+    base_dir: Path,
+    world_size: int,
+    read: Callable[[Path], str] | None = None,
+) -> StepPlan:
     """Scan the dataset of a main profile TOML and plan its steps (for the supervisor and ETAs).
 
     Args:
         main_config_path: the main TOML (read with tomllib; independent of the profile models).
         base_dir: what relative paths (``dataset``, directory paths) resolve against; see spec §1.4.
         world_size: number of GPU processes the run will use.
+        read: where the TOML texts come from (a launch's snapshot; the disk by default).
 
     Raises:
         PlanError: the profile lacks what a plan needs, or has impossible parallelism.
@@ -238,8 +245,8 @@ def plan_for_profile(main_config_path: Path | str, *, base_dir: Path, world_size
     """
     path = Path(main_config_path)
     try:
-        main = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        main = tomllib.loads(read(path) if read is not None else path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise PlanError(f"{path}: cannot read the profile: {e}") from e
     dataset = main.get("dataset")
     if not isinstance(dataset, str):
@@ -252,6 +259,7 @@ def plan_for_profile(main_config_path: Path | str, *, base_dir: Path, world_size
     model_type = model_table.get("type")
     scan = scan_dataset(
         dataset_path,
+        read=read,
         base_dir=base_dir,
         model_type=model_type if isinstance(model_type, str) else None,
         model_config=model_table,

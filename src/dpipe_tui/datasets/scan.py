@@ -39,7 +39,7 @@ from dpipe_tui.datasets.settings import DatasetConfigError, directory_settings, 
 from dpipe_tui.datasets.traits import ModelTraits, model_traits
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from dpipe_tui.datasets.settings import DirectorySettings
     from dpipe_tui.profiles.dataset_schema import DatasetConfig
@@ -54,6 +54,7 @@ def scan_dataset(
     base_dir: Path | None = None,
     model_type: str | None = None,
     model_config: Mapping[str, object] | None = None,
+    read: Callable[[Path], str] | None = None,
 ) -> DatasetScan:
     """Scan every directory of a dataset TOML with diffusion-pipe's rules, reading headers only.
 
@@ -73,7 +74,7 @@ def scan_dataset(
         DatasetConfigError: the dataset TOML is unreadable or does not match the schema.
     """
     path = Path(dataset_config_path)
-    cfg = load_dataset_config(path)
+    cfg = load_dataset_config(path, read=read)
     traits = model_traits(model_type, model_config)
     return scan_config(cfg, config_path=path, base_dir=base_dir or Path.cwd(), traits=traits)
 

@@ -24,7 +24,7 @@ from dpipe_tui.profiles.dataset_schema import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 
 class DatasetConfigError(Exception):
@@ -54,14 +54,16 @@ class DirectorySettings:
     online_captions: bool
 
 
-def load_dataset_config(path: Path) -> DatasetConfig:
-    """Parse and validate a dataset TOML.
+def load_dataset_config(path: Path, *, read: Callable[[Path], str] | None = None) -> DatasetConfig:
+    """Parse and validate a dataset TOML (``read``: where its text comes from; the disk by default).
 
     Raises:
         DatasetConfigError: unreadable file, TOML syntax error or schema mismatch.
     """
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read(path) if read is not None else path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DatasetConfigError(f"{path}: cannot read: not UTF-8 text ({e.reason})") from e
     except OSError as e:
         raise DatasetConfigError(f"{path}: cannot read: {e.strerror or e}") from e
     except tomllib.TOMLDecodeError as e:

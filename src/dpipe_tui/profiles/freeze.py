@@ -20,7 +20,7 @@ from dpipe_tui.profiles.findings import Finding, ProfileError, Severity
 from dpipe_tui.profiles.pathchecks import MODEL_PATH_KEYS, resolve
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 KeyPath = tuple[str | int, ...]
 
@@ -74,9 +74,9 @@ def _absolutize(doc: ProfileDocument, keys: Iterator[KeyPath], base_dir: Path) -
                 doc.set(key, absolute)
 
 
-def _load(path: Path, what: str, key: str) -> ProfileDocument:
+def _load(path: Path, what: str, key: str, read: Callable[[Path], str] | None = None) -> ProfileDocument:
     try:
-        return ProfileDocument.load(path)
+        return ProfileDocument.from_text(read(path), path) if read is not None else ProfileDocument.load(path)
     except Exception as exc:  # unreadable or not TOML: the caller validates first; say which file
         finding = Finding(
             Severity.ERROR, path, None, None, key, f"cannot load the {what}: {exc}", None, "freeze"
@@ -89,13 +89,20 @@ def _safe(name: object, index: int) -> str:
     return f"eval-{index}-{text[:40]}.toml"
 
 
-def freeze_profile(profile_path: Path | str, dest_dir: Path | str, *, base_dir: Path | str) -> FrozenProfile:
+def freeze_profile(
+    profile_path: Path | str,
+    dest_dir: Path | str,
+    *,
+    base_dir: Path | str,
+    read: Callable[[Path], str] | None = None,
+) -> FrozenProfile:
     """Write ``dest_dir/profile.toml`` and ``dest_dir/dataset.toml`` (+ eval dataset copies).
 
     Args:
         profile_path: the main config.
         dest_dir: the run folder (created if missing).
         base_dir: where the profile's relative paths resolve (the engine's working directory).
+        read: where the texts come from (a launch's snapshot: the frozen copy is what was validated).
 
     Returns:
         The paths written.
@@ -104,7 +111,7 @@ def freeze_profile(profile_path: Path | str, dest_dir: Path | str, *, base_dir: 
         ProfileError: the profile or one of its dataset configs cannot be loaded, or has no ``dataset``.
     """
     profile_path, dest, base = Path(profile_path), Path(dest_dir), Path(base_dir).resolve()
-    main = _load(profile_path, "profile", "")
+    main = _load(profile_path, "profile", "", read)
     dataset_value = main.get("dataset")
     if not isinstance(dataset_value, str) or not dataset_value:
         finding = Finding(
@@ -121,7 +128,7 @@ def freeze_profile(profile_path: Path | str, dest_dir: Path | str, *, base_dir: 
     dest.mkdir(parents=True, exist_ok=True)
     _absolutize(main, _main_path_keys(main.data()), base)
 
-    dataset_doc = _load(resolve(dataset_value, base), "dataset config", "dataset")
+    dataset_doc = _load(resolve(dataset_value, base), "dataset config", "dataset", read)
     _absolutize(dataset_doc, _dataset_path_keys(dataset_doc.data()), base)
     dataset_out = dest / "dataset.toml"
     atomic_write_text(dataset_out, dataset_doc.text)
@@ -131,7 +138,9 @@ def freeze_profile(profile_path: Path | str, dest_dir: Path | str, *, base_dir: 
     for i, entry in enumerate(_list(main.get("eval_datasets"))):
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), str):
             continue
-        eval_doc = _load(resolve(entry["config"], base), "eval dataset config", f"eval_datasets[{i}].config")
+        eval_doc = _load(
+            resolve(entry["config"], base), "eval dataset config", f"eval_datasets[{i}].config", read
+        )
         _absolutize(eval_doc, _dataset_path_keys(eval_doc.data()), base)
         out = dest / _safe(entry.get("name"), i)
         atomic_write_text(out, eval_doc.text)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from dpipe_tui import paths
 from dpipe_tui.profiles.document import ProfileDocument
+from dpipe_tui.profiles.snapshot import read_profile_text
 from dpipe_tui.profiles.validate import detect_kind, parse_toml
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _default_profile_dirs() -> list[Path]:
 def summarize(path: Path) -> ProfileSummary:
     """Read one file's summary (never raises on bad content)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_profile_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         return ProfileSummary(path, path.stem, None, None, None, None, str(exc))
     data, syntax = parse_toml(text, path)

@@ -10,7 +10,7 @@ findings (the property tests feed it random bytes).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,14 @@ from dpipe_tui.profiles.findings import ConfigKind, Finding, ProfileError, Sever
 from dpipe_tui.profiles.pathchecks import check_main_paths, check_path, resolve
 from dpipe_tui.profiles.positions import PositionIndex
 from dpipe_tui.profiles.schema import MainConfig
+from dpipe_tui.profiles.snapshot import read_profile_text
 
 _MAIN_KEYS = frozenset({"model", "output_dir", "dataset", "epochs", "optimizer", "adapter", "dpipe_tui"})
 _DATASET_KEYS = frozenset({"directory", "resolutions", "size_buckets", "enable_ar_bucket", "frame_buckets"})
+
+
+ReadText = Callable[[Path], str]
+"""Reads a profile file's text (the disk by default; a launch's snapshot)."""
 
 
 def detect_kind(data: Mapping[str, Any]) -> ConfigKind:
@@ -158,6 +163,7 @@ def validate_file(
     check_paths: bool = True,
     base_dir: Path | None = None,
     gpu_count: int | None = None,
+    read: ReadText = read_profile_text,
 ) -> ValidationReport:
     """Validate a main or dataset config file; a main config brings its dataset configs' findings along.
 
@@ -168,25 +174,26 @@ def validate_file(
             says so when it does not).
         base_dir: where relative paths resolve (default: :func:`default_base_dir`).
         gpu_count: GPUs of the planned run, for pipeline_stages / gradient_release rules.
+        read: reads a file's text (a launch passes its :class:`SourceSnapshot`: one read a file).
 
     Returns:
         The report of ``path``, whose findings include those of its dataset and eval dataset configs.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read(path)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         finding = Finding(Severity.ERROR, path, None, None, "", f"cannot read the file: {reason}", None, "io")
         return ValidationReport(path, "main", [finding])
     report = validate_text(text, path=path, check_paths=check_paths, base_dir=base_dir, gpu_count=gpu_count)
     if report.kind == "main":
-        _validate_children(report, text, check_paths=check_paths, gpu_count=gpu_count)
+        _validate_children(report, text, check_paths=check_paths, gpu_count=gpu_count, read=read)
     return report
 
 
 def _validate_children(
-    report: ValidationReport, text: str, *, check_paths: bool, gpu_count: int | None
+    report: ValidationReport, text: str, *, check_paths: bool, gpu_count: int | None, read: ReadText
 ) -> None:
     data, _ = parse_toml(text, report.path)
     if data is None or report.base_dir is None:
@@ -216,7 +223,7 @@ def _validate_children(
                 )
             continue
         try:
-            child_text = child.read_text(encoding="utf-8")
+            child_text = read(child)
         except (OSError, UnicodeDecodeError) as exc:
             ctx.error(key, f"cannot read dataset config {child}: {exc}", code="io")
             continue

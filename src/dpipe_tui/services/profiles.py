@@ -22,9 +22,12 @@ from dpipe_tui.profiles.library import (
     new_profile,
 )
 from dpipe_tui.profiles.positions import PositionIndex, format_key
+from dpipe_tui.profiles.snapshot import read_profile_text
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from dpipe_tui.profiles.validate import ReadText
 
 __all__ = [
     "FileValidation",
@@ -85,7 +88,7 @@ _PATH_CODES = frozenset({"path-missing", "path-kind", "path-demo"})
 _SEVERITY = {"error": Severity.ERROR, "warning": Severity.WARNING, "hint": Severity.HINT}
 
 
-def _summary(fv: FileValidation, gpu_count: int | None) -> None:
+def _summary(fv: FileValidation, gpu_count: int | None, read: ReadText | None = None) -> None:
     """Fill ``fv``'s dataset summary and add the plan's problems to its findings."""
     from dpipe_tui.datasets import (
         DatasetConfigError,
@@ -99,7 +102,7 @@ def _summary(fv: FileValidation, gpu_count: int | None) -> None:
     if report.base_dir is None or report.dataset_path is None or not report.dataset_path.is_file():
         return
     try:
-        plan = plan_for_profile(fv.path, base_dir=report.base_dir, world_size=gpu_count or 1)
+        plan = plan_for_profile(fv.path, base_dir=report.base_dir, world_size=gpu_count or 1, read=read)
     except (PlanError, DatasetConfigError, OSError, ValueError) as exc:
         fv.summary_error = f"no dataset plan: {exc}"
         return
@@ -108,7 +111,7 @@ def _summary(fv: FileValidation, gpu_count: int | None) -> None:
     fv.steps_per_epoch = int(plan.steps_per_epoch) if plan.steps_per_epoch else None
     dataset = report.dataset_path
     try:
-        index = PositionIndex(dataset.read_text(encoding="utf-8"))
+        index = PositionIndex((read or read_profile_text)(dataset))
     except (OSError, UnicodeDecodeError):
         index = PositionIndex("")
     mine = [f for f in report.findings if f.file == dataset]
@@ -127,7 +130,7 @@ def _summary(fv: FileValidation, gpu_count: int | None) -> None:
 def _main_table(path: Path) -> dict[str, object] | None:
     """The parsed main profile, or None when it is unreadable or not a main config."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_profile_text(path))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None  # the validator reports unreadable files
     return data if detect_kind(data) == "main" else None
@@ -179,7 +182,12 @@ def validate_files(
 
 
 def validate_one(
-    path: Path, *, check_paths: bool = True, gpu_count: int | None = None, base_dir: Path | None = None
+    path: Path,
+    *,
+    check_paths: bool = True,
+    gpu_count: int | None = None,
+    base_dir: Path | None = None,
+    read: ReadText | None = None,
 ) -> FileValidation:
     """Validate one file exactly as ``validate`` does, dataset plan problems included.
 
@@ -191,9 +199,16 @@ def validate_one(
         check_paths: probe the filesystem; False also skips the dataset scan.
         gpu_count: GPUs of the planned run.
         base_dir: where relative paths resolve (None: the validator's default).
+        read: where the texts come from (a launch's snapshot; the disk by default).
     """
-    report = validate_file(path, check_paths=check_paths, gpu_count=gpu_count, base_dir=base_dir)
+    report = validate_file(
+        path,
+        check_paths=check_paths,
+        gpu_count=gpu_count,
+        base_dir=base_dir,
+        read=read or read_profile_text,
+    )
     fv = FileValidation(path, report)
     if check_paths and report.kind == "main" and report.config is not None:
-        _summary(fv, gpu_count)
+        _summary(fv, gpu_count, read)
     return fv

@@ -36,7 +36,7 @@ from dpipe_tui.supervisor.follow import RunFollower, last_lines
 from dpipe_tui.supervisor.launch import DIFFUSION_PIPE
 from dpipe_tui.supervisor.reconcile import liveness, reconcile
 from dpipe_tui.supervisor.refreeze import ResumeRefused, monitor_running, refreeze_for_resume
-from dpipe_tui.supervisor.submit import SubmitSpec, output_dir_of, submit
+from dpipe_tui.supervisor.submit import SubmitSpec, freeze, output_dir_of, submit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -148,20 +148,32 @@ def _refused(code: RefusalCode, message: str, remedy: Remedy | None = None) -> L
 
 # -- launch ---------------------------------------------------------------------------------------
 def launch(
-    home: Path, request: LaunchRequest, *, spawn: queue.SpawnMonitor = queue.spawn_monitor
+    home: Path,
+    request: LaunchRequest,
+    *,
+    spawn: queue.SpawnMonitor = queue.spawn_monitor,
+    before_freeze: Callable[[], None] | None = None,
 ) -> LaunchResult:
     """Pre-flight a profile, create the run and start it (or queue it).
 
     Pre-flight: the ``[dpipe_tui] prepare = "demo"`` step, profile validation (errors block), GPUs
     exist (CPU slots without NVIDIA GPUs, builtin engine), GPUs free of live runs (unless queueing),
-    free disk where ``output_dir`` lives.
+    free disk where ``output_dir`` lives. Each profile file (main, dataset, eval datasets) is read
+    once: the table, the validation, the dataset plan and the frozen copies all use those bytes, so a
+    save in between never freezes what was not validated. ``before_freeze`` is a test seam, called
+    between validation and freezing.
     """
+    from functools import partial
+
+    from dpipe_tui.profiles.snapshot import SourceSnapshot
+
     settings = load_settings(home)
     profile = request.profile.expanduser().resolve()
-    if not profile.is_file():
+    if not profile.exists():
         return _refused(RefusalCode.NOT_FOUND, f"{profile}: no such profile")
+    snapshot = SourceSnapshot()
     try:
-        table = preflight.profile_table(profile)
+        table = preflight.profile_table(profile, snapshot.read)
     except preflight.PreflightError as exc:
         return _refused(RefusalCode.UNREADABLE, str(exc))
     try:
@@ -193,7 +205,7 @@ def launch(
     from dpipe_tui.profiles import Severity
     from dpipe_tui.services.profiles import validate_one
 
-    validation = validate_one(profile, base_dir=base_dir, gpu_count=len(gpus))
+    validation = validate_one(profile, base_dir=base_dir, gpu_count=len(gpus), read=snapshot.read)
     report = validation.report
     result.findings = list(report.findings)
     errors = [f for f in report.findings if f.severity is Severity.ERROR]
@@ -244,7 +256,9 @@ def launch(
         total_steps=validation.total_steps,  # from the scan validation made: one scan a launch
         steps_per_epoch=validation.steps_per_epoch,
     )
-    result.record = submit(registry, spec, spawn=spawn)
+    if before_freeze is not None:
+        before_freeze()
+    result.record = submit(registry, spec, spawn=spawn, freezer=partial(freeze, read=snapshot.read))
     return result
 
 

@@ -15,6 +15,7 @@ import tomllib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -22,15 +23,25 @@ class PreflightError(ValueError):
     """A pre-flight probe cannot proceed (e.g. unreadable profile)."""
 
 
-def profile_table(profile: Path) -> dict[str, Any]:
+def profile_table(profile: Path, read: Callable[[Path], str] | None = None) -> dict[str, Any]:
     """The ``[dpipe_tui]`` table of a main profile (empty when absent).
 
     Raises:
-        PreflightError: the profile cannot be read as TOML.
+        PreflightError: the profile cannot be read as a TOML text file (binary, a directory, a FIFO,
+            too big, unreadable) — the message names the file and says what is wrong.
     """
+    from dpipe_tui.profiles.snapshot import read_profile_text
+
     try:
-        data = tomllib.loads(profile.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads((read or read_profile_text)(profile))
+    except UnicodeDecodeError:
+        raise PreflightError(
+            f"{profile}: cannot read the profile: not UTF-8 text (is it a TOML file?)"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise PreflightError(f"{profile}: cannot read the profile: {reason}") from exc
+    except tomllib.TOMLDecodeError as exc:
         raise PreflightError(f"{profile}: cannot read the profile: {exc}") from exc
     table = data.get("dpipe_tui", {})
     return table if isinstance(table, dict) else {}

@@ -63,11 +63,17 @@ class SubmitSpec:
     steps_per_epoch: int | None = None
 
 
-def freeze(profile: Path, dest_dir: Path, base_dir: Path) -> Path:
-    """Write the frozen ``profile.toml`` (+ ``dataset.toml``) into ``dest_dir``; return the main copy."""
+def freeze(
+    profile: Path, dest_dir: Path, base_dir: Path, *, read: Callable[[Path], str] | None = None
+) -> Path:
+    """Write the frozen ``profile.toml`` (+ ``dataset.toml``) into ``dest_dir``; return the main copy.
+
+    ``read``: where the texts come from — a launch passes the snapshot it validated, so the frozen
+    copy is exactly what was validated even if the files changed on disk meanwhile.
+    """
     from dpipe_tui.profiles import freeze_profile
 
-    frozen = freeze_profile(profile, dest_dir, base_dir=base_dir)
+    frozen = freeze_profile(profile, dest_dir, base_dir=base_dir, read=read)
     for path in (frozen.main, frozen.dataset, *frozen.evals):
         os.chmod(path, 0o600)
     return Path(frozen.main)
