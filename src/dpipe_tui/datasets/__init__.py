@@ -19,7 +19,7 @@ from dpipe_tui.datasets.results import (
     MaskCounts,
     ScanError,
 )
-from dpipe_tui.datasets.scan import scan_config, scan_dataset
+from dpipe_tui.datasets.scan import ScanCancelled, scan_config, scan_dataset
 from dpipe_tui.datasets.settings import DatasetConfigError
 from dpipe_tui.datasets.summary import summary_lines
 from dpipe_tui.datasets.traits import ModelTraits, model_traits
@@ -38,6 +38,7 @@ __all__ = [
     "PlanError",
     "PlanProblem",
     "PlannedBucket",
+    "ScanCancelled",
     "ScanError",
     "StepPlan",
     "model_traits",

@@ -230,6 +230,8 @@ def plan_for_profile(
     base_dir: Path,
     world_size: int,
     read: Callable[[Path], str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> StepPlan:
     """Scan the dataset of a main profile TOML and plan its steps (for the supervisor and ETAs).
 
@@ -260,6 +262,8 @@ def plan_for_profile(
     scan = scan_dataset(
         dataset_path,
         read=read,
+        progress=progress,
+        cancel=cancel,
         base_dir=base_dir,
         model_type=model_type if isinstance(model_type, str) else None,
         model_config=model_table,

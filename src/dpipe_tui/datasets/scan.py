@@ -19,6 +19,7 @@ import math
 import os
 import tarfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
@@ -39,7 +40,7 @@ from dpipe_tui.datasets.settings import DatasetConfigError, directory_settings, 
 from dpipe_tui.datasets.traits import ModelTraits, model_traits
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
     from dpipe_tui.datasets.settings import DirectorySettings
     from dpipe_tui.profiles.dataset_schema import DatasetConfig
@@ -55,6 +56,8 @@ def scan_dataset(
     model_type: str | None = None,
     model_config: Mapping[str, object] | None = None,
     read: Callable[[Path], str] | None = None,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> DatasetScan:
     """Scan every directory of a dataset TOML with diffusion-pipe's rules, reading headers only.
 
@@ -66,6 +69,9 @@ def scan_dataset(
             working directory, which is what diffusion-pipe itself would do.
         model_type: ``[model].type``; decides fps and pixel multiples. None = unknown (videos unbucketed).
         model_config: the ``[model]`` table, for models that autodetect variants (Wan).
+        read: where the TOML text comes from (a launch's snapshot; the disk by default).
+        progress: told (directories done, directories in all) after each directory.
+        cancel: asked before each directory; True stops the scan with :class:`ScanCancelled`.
 
     Returns:
         The scan. Problems in the files are reported in it, never raised.
@@ -76,10 +82,33 @@ def scan_dataset(
     path = Path(dataset_config_path)
     cfg = load_dataset_config(path, read=read)
     traits = model_traits(model_type, model_config)
-    return scan_config(cfg, config_path=path, base_dir=base_dir or Path.cwd(), traits=traits)
+    return scan_config(
+        cfg,
+        config_path=path,
+        base_dir=base_dir or Path.cwd(),
+        traits=traits,
+        progress=progress,
+        cancel=cancel,
+    )
 
 
-def scan_config(cfg: DatasetConfig, *, config_path: Path, base_dir: Path, traits: ModelTraits) -> DatasetScan:
+class ScanCancelled(Exception):
+    """The scan was cancelled (its ``cancel`` callback said so)."""
+
+
+Progress = Callable[[int, int], None]
+"""Told (done, total) as a scan goes."""
+
+
+def scan_config(
+    cfg: DatasetConfig,
+    *,
+    config_path: Path,
+    base_dir: Path,
+    traits: ModelTraits,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> DatasetScan:
     """Scan an already validated dataset config (see :func:`scan_dataset`)."""
     errors: list[ScanError] = []
     warnings: list[str] = []
@@ -92,12 +121,20 @@ def scan_config(cfg: DatasetConfig, *, config_path: Path, base_dir: Path, traits
         )
     dirs: list[DirectoryScan] = []
     for i in range(len(cfg.directory)):
+        if cancel is not None and cancel():
+            raise ScanCancelled(
+                f"scan of {config_path} cancelled after {i} of {len(cfg.directory)} directories"
+            )
+        if progress is not None:
+            progress(i, len(cfg.directory))
         try:
             settings = directory_settings(cfg, i, base_dir)
         except DatasetConfigError as e:
             errors.append(ScanError(("directory", i), "dataset-settings", f"directory {i}: {e}"))
             continue
         dirs.append(_DirectoryScanner(settings, traits).run())
+    if progress is not None:
+        progress(len(cfg.directory), len(cfg.directory))
     return DatasetScan(
         config_path=config_path,
         base_dir=base_dir,

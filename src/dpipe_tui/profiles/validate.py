@@ -192,6 +192,28 @@ def validate_file(
     return report
 
 
+def validate_buffer(
+    text: str,
+    path: Path,
+    *,
+    base_dir: Path | None = None,
+    gpu_count: int | None = None,
+    read: ReadText = read_profile_text,
+) -> ValidationReport:
+    """Validate an unsaved buffer as if it were the file at ``path`` (the editor, on each keystroke).
+
+    The same rules and locations as :func:`validate_file` with path checks (files the config names are
+    probed with a stat), and a main config's dataset configs are validated too (read with ``read``,
+    so an editor can hand over its own unsaved dataset buffer); the dataset's media are never
+    scanned — that is :func:`dpipe_tui.datasets.plan_for_profile`'s job, called separately.
+    """
+    report = validate_text(text, path=path, check_paths=True, base_dir=base_dir, gpu_count=gpu_count)
+    if report.kind == "main":
+        _validate_children(report, text, check_paths=True, gpu_count=gpu_count, read=read)
+        report.findings.sort(key=lambda f: (str(f.file) != str(path), f.line or 0, f.column or 0))
+    return report
+
+
 def _validate_children(
     report: ValidationReport, text: str, *, check_paths: bool, gpu_count: int | None, read: ReadText
 ) -> None:

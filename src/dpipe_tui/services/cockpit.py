@@ -32,11 +32,14 @@ from dpipe_tui.settings import Settings, SettingsError, load_settings
 from dpipe_tui.supervisor import queue
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
 
     from dpipe_tui.checkpoints.resume import ResumePoint
     from dpipe_tui.gpu.probe import GpuProbe, GpuReport
+    from dpipe_tui.profiles import ValidationReport
     from dpipe_tui.services import profiles as profile_svc
+    from dpipe_tui.services.datasets import DatasetPlanResult
 
 __all__ = ["Cockpit", "RunRecord", "RunState", "RunWatch", "WatchUpdate"]
 
@@ -104,6 +107,27 @@ class Cockpit:
         from dpipe_tui.services import profiles as profile_svc
 
         return profile_svc.validate_files(files, check_paths=check_paths, gpu_count=gpu_count, home=self.home)
+
+    def validate_buffer(self, text: str, path: Path, *, gpu_count: int | None = None) -> ValidationReport:
+        """Validate an unsaved buffer as if saved at ``path`` (the editor, as you type); no dataset scan."""
+        from dpipe_tui.services import profiles as profile_svc
+
+        return profile_svc.validate_buffer(text, path, home=self.home, gpu_count=gpu_count)
+
+    def plan_dataset(
+        self,
+        profile: Path,
+        *,
+        gpu_count: int = 1,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DatasetPlanResult:
+        """The dataset plan of a saved main profile: progress, cancel (:class:`PlanCancelled`), cached."""
+        from dpipe_tui.services import profiles as profile_svc
+        from dpipe_tui.services.datasets import plan_dataset
+
+        base_dir = profile_svc.run_base_dir(profile, self.home) or profile.resolve().parent
+        return plan_dataset(profile, base_dir=base_dir, gpu_count=gpu_count, progress=progress, cancel=cancel)
 
     def profiles(self, folders: list[Path] | None = None) -> list[profile_svc.ProfileSummary]:
         """The profile library (``folders``, else the cockpit's profile folders)."""

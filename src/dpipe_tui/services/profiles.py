@@ -212,3 +212,31 @@ def validate_one(
     if check_paths and report.kind == "main" and report.config is not None:
         _summary(fv, gpu_count, read)
     return fv
+
+
+def validate_buffer(
+    text: str, path: Path, *, home: Path | None = None, gpu_count: int | None = None
+) -> ValidationReport:
+    """Validate an unsaved editor buffer as if it were saved at ``path`` — no dataset scan.
+
+    Relative paths resolve as ``run`` would resolve them for the file's engine (``home`` given), the
+    dataset configs a main profile names are validated too, and the findings and exit semantics
+    (``report.ok``) are those of ``dpipe-tui validate``. The dataset plan is
+    :func:`dpipe_tui.services.datasets.plan_dataset` (a separate, cancellable, cached call).
+    """
+    from dpipe_tui.profiles.validate import parse_toml
+    from dpipe_tui.profiles.validate import validate_buffer as validate
+
+    data, _ = parse_toml(text, path)
+    base_dir = None
+    if home is not None and data is not None and detect_kind(data) == "main":
+        base_dir = _run_base_dir(path, data, home)
+    if gpu_count is None and data is not None:
+        gpu_count = _profile_gpu_count(data)
+    return validate(text, path, base_dir=base_dir, gpu_count=gpu_count)
+
+
+def run_base_dir(path: Path, home: Path) -> Path | None:
+    """Where ``run`` would resolve a saved main profile's relative paths (None: unreadable, no engine)."""
+    data = _main_table(path)
+    return _run_base_dir(path, data, home) if data is not None else None
