@@ -124,16 +124,12 @@ def tmux_cpu(home: Path, args: list[str], seconds: float, settle: float = 4.0) -
 
 
 def noisy_run(home: Path, tmp: Path, seconds: float) -> str:
-    from tests.supervisor.conftest import SHIM, copy_freezer
+    from tests.supervisor.conftest import copy_freezer, stand_in_checkout
 
     from dpipe_tui.supervisor.submit import SubmitSpec, submit
 
     checkout = tmp / "dp"
-    (checkout / "venv" / "bin").mkdir(parents=True)
-    shutil.copy(REPO / "tests" / "supervisor" / "scripted_trainer.py", checkout / "train.py")
-    shim = checkout / "venv" / "bin" / "deepspeed"
-    shim.write_text(SHIM.format(python=sys.executable))
-    shim.chmod(0o755)
+    shim = stand_in_checkout(checkout)
     profile = tmp / "noisy.toml"
     steps = int((seconds + 30) * 10)
     profile.write_text(

@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.supervisor.conftest import SHIM, copy_freezer  # noqa: E402
+from tests.supervisor.conftest import copy_freezer, stand_in_checkout  # noqa: E402
 from tests.ui.conftest import ScriptedProbe  # noqa: E402
 
 from dpipe_tui.runs.registry import Registry  # noqa: E402
@@ -31,11 +31,7 @@ from dpipe_tui.ui.app import DpipeApp  # noqa: E402
 
 def _setup(tmp: Path) -> tuple[Path, list[str]]:
     checkout = tmp / "dp"
-    (checkout / "venv" / "bin").mkdir(parents=True)
-    shutil.copy(REPO / "tests" / "supervisor" / "scripted_trainer.py", checkout / "train.py")
-    shim = checkout / "venv" / "bin" / "deepspeed"
-    shim.write_text(SHIM.format(python=sys.executable))
-    shim.chmod(0o755)
+    shim = stand_in_checkout(checkout)
     home = tmp / "home"
     ids = []
     for name, gpus, scripted in (

@@ -51,15 +51,21 @@ def _kill_leftovers(registry: Registry) -> None:
             procs.kill_quietly(r.monitor_pid or 0)
 
 
+def stand_in_checkout(root: Path) -> Path:
+    """A diffusion-pipe checkout at ``root`` whose train.py is the scripted trainer; returns its deepspeed."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "scripted_trainer.py", root / "train.py")
+    shim = root / "venv" / "bin" / "deepspeed"
+    shim.parent.mkdir(parents=True, exist_ok=True)
+    shim.write_text(SHIM.format(python=sys.executable))
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    return shim
+
+
 @pytest.fixture
 def checkout(tmp_path: Path) -> Path:
     root = tmp_path / "diffusion-pipe"
-    root.mkdir()
-    shutil.copy(HERE / "scripted_trainer.py", root / "train.py")
-    shim = root / "venv" / "bin" / "deepspeed"
-    shim.parent.mkdir(parents=True)
-    shim.write_text(SHIM.format(python=sys.executable))
-    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    stand_in_checkout(root)
     return root
 
 

@@ -241,9 +241,15 @@ def run(
     trust_cache: Annotated[
         bool, typer.Option("--trust-cache", help="Pass --trust_cache to train.py.")
     ] = False,
+    tui: Annotated[
+        bool, typer.Option("--tui", help="Follow the run in the TUI's run view (on a terminal).")
+    ] = False,
     home: common.HomeOption = None,
 ) -> None:
     """Launch a run (detached monitor) and follow it; Ctrl-C detaches the viewer, the run goes on.
+
+    With --tui the run is followed in the TUI (quit it any time: the run goes on); without a
+    terminal --tui falls back to the plain progress lines.
 
     Exit codes: 0 completed, or stopped cleanly by `dpipe-tui stop` (or detached/queued with --detach),
     1 failed or refused, 2 usage, 130 Ctrl-C.
@@ -274,6 +280,13 @@ def run(
     )
     if detach:
         print(record.id)
+        raise typer.Exit(0)
+    if tui and sys.stdin.isatty() and sys.stdout.isatty():
+        from dpipe_tui.cli.tui_cmds import open_tui
+
+        open_tui(open_run=record.id)
+        final = cockpit.status(record.id).record
+        print(f"run {record.id}: {final.state.value} (dpipe-tui status {record.id})", file=sys.stderr)
         raise typer.Exit(0)
     raise typer.Exit(_follow(cockpit, record.id))
 

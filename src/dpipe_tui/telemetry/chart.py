@@ -48,15 +48,19 @@ def braille_chart(
     Raises:
         ValueError: width or height below 1, or xs and ys of different lengths.
     """
-    if width < 1 or height < 1:
-        raise ValueError(f"chart size must be at least 1x1, got {width}x{height}")
-    if len(xs) != len(ys):
-        raise ValueError(f"xs and ys differ in length ({len(xs)} != {len(ys)})")
+    _check(xs, ys, width, height)
     cells = [[0] * width for _ in range(height)]
     points = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
     if points:
         _plot(cells, points, y_range, x_range)
     return ["".join(chr(_BLANK + bits) for bits in row) for row in cells]
+
+
+def _check(xs: Sequence[float], ys: Sequence[float], width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise ValueError(f"chart size must be at least 1x1, got {width}x{height}")
+    if len(xs) != len(ys):
+        raise ValueError(f"xs and ys differ in length ({len(xs)} != {len(ys)})")
 
 
 def _plot(
@@ -101,10 +105,7 @@ def ascii_chart(
     For terminals without braille glyphs: a cell is marked when any point falls in it (one row per
     line, one column per character), with the same axes and clamping as the braille chart.
     """
-    if width < 1 or height < 1:
-        raise ValueError(f"chart size must be at least 1x1, got {width}x{height}")
-    if len(xs) != len(ys):
-        raise ValueError(f"xs and ys differ in length ({len(xs)} != {len(ys)})")
+    _check(xs, ys, width, height)
     rows = [[" "] * width for _ in range(height)]
     points = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y)]
     if points:

@@ -116,7 +116,7 @@ class LineTable(ScrollView, can_focus=True):
     """Index of the highlighted row."""
 
     class Highlighted(Message):
-        """The cursor moved to another row."""
+        """The cursor moved to another row (``key`` None: the table is empty)."""
 
         def __init__(self, table: LineTable, key: str | None) -> None:
             super().__init__()
@@ -128,18 +128,10 @@ class LineTable(ScrollView, can_focus=True):
             """The table (for ``@on(..., selector)``)."""
             return self.table
 
-    class Selected(Message):
+    class Selected(Highlighted):
         """Enter was pressed on a row."""
 
-        def __init__(self, table: LineTable, key: str) -> None:
-            super().__init__()
-            self.table = table
-            self.key = key
-
-        @property
-        def control(self) -> LineTable:
-            """The table (for ``@on(..., selector)``)."""
-            return self.table
+        key: str
 
     def __init__(self, columns: tuple[Column, ...], *, empty: str = "nothing here", **kw: object) -> None:
         """A table with ``columns``; ``empty`` is shown when there are no rows."""
