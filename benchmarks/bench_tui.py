@@ -188,7 +188,7 @@ async def open_big_log(home: Path, run_id: str) -> float:
         return time.perf_counter() - t0
 
 
-def chart_redraw() -> tuple[float, int]:
+def chart_redraw() -> tuple[float, float, int]:
     from dpipe_tui.ui.widgets.chart_view import merge
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +209,8 @@ def chart_redraw() -> tuple[float, int]:
             chart = watch.draw(["loss", "loss_smooth"], 120, 20)
             merge(chart, ascii_only=False)
             times.append(time.perf_counter() - t0)
-        return statistics.median(times), len(watch.series.loss)
+            watch.series.loss.append(float(len(watch.series.loss) + 1), 0.1)  # a new step between redraws
+        return times[0], statistics.median(times[1:]), len(watch.series.loss)
 
 
 def main() -> int:
@@ -240,8 +241,11 @@ def main() -> int:
         big = big_log_run(home)
         opened = asyncio.run(open_big_log(home, big))
         print(f"4. run view, 1 GiB console.log, to the drawn tail: {opened * 1000:.0f} ms (goal < 100 ms)")
-    redraw, points = chart_redraw()
-    print(f"5. {points:,}-point loss + smoothed chart, 120x20: {redraw * 1000:.1f} ms median (goal < 30 ms)")
+    first, redraw, points = chart_redraw()
+    print(
+        f"5. {points:,}-point loss + smoothed chart, 120x20: {redraw * 1000:.1f} ms a redraw, median "
+        f"(goal < 30 ms); the first draw folds the history into blocks: {first * 1000:.0f} ms"
+    )
     return 0
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from dpipe_tui.services.progress import ProgressTracker
 from dpipe_tui.supervisor.follow import LineTail, RunFollower, last_lines
 from dpipe_tui.telemetry.chart import ascii_chart, braille_chart
-from dpipe_tui.telemetry.downsample import minmax
+from dpipe_tui.telemetry.downsample import BlockMinMax, minmax
 from dpipe_tui.telemetry.events import Event, EventKind
 from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS, ProgressSnapshot
 from dpipe_tui.telemetry.store import MetricSeries, MetricsTail, Series
@@ -108,6 +108,7 @@ class RunWatch:
         self._console: LineTail | None = None
         self._tail_lines = tail_lines
         self.series: MetricSeries | None = MetricSeries() if series else None
+        self._blocks: dict[str, BlockMinMax] = {}
         self.loss_smooth = Series()
         """The loss as an exponential moving average (the smoothed curve of the run view)."""
         self._ema: float | None = None
@@ -179,10 +180,11 @@ class RunWatch:
         if series is None or not len(series):
             return [], []
         xs, ys = series.x, series.y
-        if last_steps is not None and len(xs):
-            start = bisect_left(xs, xs[-1] - last_steps)
-            xs, ys = xs[start:], ys[start:]
-        return minmax(xs, ys, points)
+        start = bisect_left(xs, xs[-1] - last_steps) if last_steps is not None else 0
+        if len(xs) - start <= 8 * points:
+            return minmax(xs[start:], ys[start:], points)
+        blocks = self._blocks.setdefault(name, BlockMinMax())  # a redraw never walks the whole series
+        return blocks.reduce(xs, ys, points, start=start)
 
     def _series(self, name: str) -> Series | None:
         found = self.series

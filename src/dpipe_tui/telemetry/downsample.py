@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -87,3 +88,61 @@ def lttb(xs: Sequence[float], ys: Sequence[float], target: int) -> tuple[list[fl
     out_x.append(xs[n - 1])
     out_y.append(ys[n - 1])
     return out_x, out_y
+
+
+BLOCK = 512
+"""Raw points per block of :class:`BlockMinMax`."""
+
+
+class BlockMinMax:
+    """Per-block minimum and maximum of a growing series, folded as points arrive.
+
+    Why: redrawing a chart of a million-step run must not walk a million points (measured: 113 ms for
+    loss + smoothed loss at 120x20). Each complete block of :data:`BLOCK` points is reduced once to
+    its min and max (kept in x order); a redraw reduces the ~2n/BLOCK block points plus the raw
+    points of the unfinished block, so it costs the chart's size, not the run's length. Spikes survive:
+    a block's extremes are exactly what min/max downsampling would keep. A series that was cut (a
+    resume went back in steps) is detected by its last folded point and folded again.
+    """
+
+    def __init__(self) -> None:
+        """Nothing folded yet."""
+        self.x: array[float] = array("d")
+        self.y: array[float] = array("d")
+        self._done = 0
+        self._last_x: float | None = None
+
+    def update(self, xs: Sequence[float], ys: Sequence[float]) -> None:
+        """Fold the complete blocks of ``(xs, ys)`` not folded yet."""
+        n = len(xs)
+        if self._done and (n < self._done or xs[self._done - 1] != self._last_x):
+            self.x, self.y, self._done = array("d"), array("d"), 0  # the series was cut: start over
+        while self._done + BLOCK <= n:
+            lo, hi = self._done, self._done + BLOCK
+            seg_x, seg_y = _finite(xs[lo:hi], ys[lo:hi])
+            if len(seg_y):
+                y_min, y_max = min(seg_y), max(seg_y)
+                i_min, i_max = seg_y.index(y_min), seg_y.index(y_max)
+                for i in sorted({i_min, i_max}):
+                    self.x.append(seg_x[i])
+                    self.y.append(seg_y[i])
+            self._done = hi
+            self._last_x = xs[hi - 1]
+
+    def reduce(
+        self, xs: Sequence[float], ys: Sequence[float], target: int, *, start: int = 0
+    ) -> tuple[list[float], list[float]]:
+        """``(xs, ys)[start:]`` reduced to about ``target`` points: raw points up to the first whole
+        block, then the folded blocks' extremes, then the raw points of the unfinished block."""
+        self.update(xs, ys)
+        boundary = min(-(-start // BLOCK) * BLOCK, self._done)  # the first block starting at/after start
+        if boundary >= self._done:
+            return minmax(xs[start:], ys[start:], target)
+        px = array("d", xs[start:boundary])
+        py = array("d", ys[start:boundary])
+        first = bisect_left(self.x, xs[boundary])
+        px.extend(self.x[first:])
+        py.extend(self.y[first:])
+        px.extend(xs[self._done :])
+        py.extend(ys[self._done :])
+        return minmax(px, py, target)

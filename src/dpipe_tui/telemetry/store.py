@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from array import array
+from bisect import bisect_left
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -220,22 +221,11 @@ class Series:
     def append(self, x: float, y: float) -> None:
         """Add one point; a point whose x does not grow replaces the tail from x on (a resume)."""
         if self.x and x <= self.x[-1]:
-            cut = _bisect_left(self.x, x)
+            cut = bisect_left(self.x, x)
             del self.x[cut:]
             del self.y[cut:]
         self.x.append(x)
         self.y.append(y)
-
-
-def _bisect_left(values: array[float], x: float) -> int:
-    lo, hi = 0, len(values)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if values[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 class MetricSeries:

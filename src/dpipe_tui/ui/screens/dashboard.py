@@ -111,6 +111,7 @@ class DashboardScreen(Screen[None]):
         self.statuses: list[RunStatus] = []
         self._states: dict[str, str] = {}
         self._first_listing = True
+        self._title = ""
 
     def compose(self) -> ComposeResult:
         """Title line, filter (hidden until ``/``), runs, GPUs, footer."""
@@ -206,7 +207,9 @@ class DashboardScreen(Screen[None]):
             title += f"  filter: {self.filter_text!r} ({len(shown)})"
         if self.sort_mode != "default":
             title += f"  sort: {self.sort_mode}"
-        self.query_one("#title", Static).update(title)
+        if title != self._title:
+            self._title = title
+            self.query_one("#title", Static).update(title)
 
     def _matches(self, status: RunStatus) -> bool:
         if not self.filter_text:

@@ -47,8 +47,9 @@ class RunWatched(Message):
     """One poll of the run: what changed, and the charts drawn at the current sizes."""
 
     update: WatchUpdate
-    loss: Chart
-    lr: Chart
+    loss: Chart | None
+    lr: Chart | None
+    """None: nothing new to draw since the last poll (the charts stay as they are)."""
 
     def can_replace(self, message: Message) -> bool:
         """Only when nothing new was read: lines and events must never be dropped."""
@@ -92,6 +93,8 @@ class RunScreen(Screen[None]):
         self.matches: list[int] = []
         self.match_index = -1
         self.traceback: list[str] = []
+        self._drawn: tuple[object, ...] | None = None
+        self._head_markup = ""
         self.loss_chart = ChartView("loss", ascii_only=ascii_only, id="loss-chart")
         self.lr_chart = ChartView("lr", ascii_only=ascii_only, id="lr-chart")
 
@@ -131,9 +134,14 @@ class RunScreen(Screen[None]):
             watch = self.watch_
             update = watch.poll()
             (lw, lh), (rw, rh) = self.loss_chart.plot_size, self.lr_chart.plot_size
-            names = ["loss", "loss_smooth", *(f"eval:{n}" for n in watch.eval_names())]
-            loss = watch.draw(names, lw, lh, last_steps=self.zoom, ascii_only=self.ascii_only)
-            lr = watch.draw(["lr"], rw, rh, last_steps=self.zoom, ascii_only=self.ascii_only)
+            key = (lw, lh, rw, rh, self.zoom)
+            loss: Chart | None = None
+            lr: Chart | None = None
+            if update.events or key != self._drawn:  # redraw only when there is something new
+                self._drawn = key
+                names = ["loss", "loss_smooth", *(f"eval:{n}" for n in watch.eval_names())]
+                loss = watch.draw(names, lw, lh, last_steps=self.zoom, ascii_only=self.ascii_only)
+                lr = watch.draw(["lr"], rw, rh, last_steps=self.zoom, ascii_only=self.ascii_only)
         except Exception as exc:  # a vanished run or an unreadable file: say so, keep the screen
             self.post_message(ServiceFailed(str(exc)))
             return
@@ -146,9 +154,10 @@ class RunScreen(Screen[None]):
         self.record = update.record
         self._head(update)
         self.query_one(ProgressPanel).show(update)
-        note = f"last {self.zoom} steps" if self.zoom else "whole run"
-        self.query_one("#loss-chart", ChartView).show(message.loss, note)
-        self.query_one("#lr-chart", ChartView).show(message.lr)
+        if message.loss is not None and message.lr is not None:
+            note = f"last {self.zoom} steps" if self.zoom else "whole run"
+            self.loss_chart.show(message.loss, note)
+            self.lr_chart.show(message.lr)
         for event in update.events:
             if event.kind.value == "error" and isinstance(event.get("traceback"), dict):
                 tb = event.data["traceback"]
@@ -173,9 +182,10 @@ class RunScreen(Screen[None]):
         phase = r.phase or "-"
         gpus = ("cpu " if r.cpu else "gpu ") + ",".join(map(str, r.gpus))
         text = f"{label}  {r.id}  phase {phase}  {r.engine}  {gpus}  attempt {r.attempt}"
-        self.query_one("#run-head", Static).update(
-            f"[{present.state_style(r.state.value)}]{_escape(text)}[/]"
-        )
+        markup = f"[{present.state_style(r.state.value)}]{_escape(text)}[/]"
+        if markup != self._head_markup:
+            self._head_markup = markup
+            self.query_one("#run-head", Static).update(markup)
 
     def _failure_card(self, r: RunRecord) -> None:
         card = self.query_one("#failure", Static)
@@ -271,7 +281,7 @@ class RunScreen(Screen[None]):
     def action_zoom(self) -> None:
         """Whole run / last steps."""
         self.zoom = None if self.zoom else ZOOM_STEPS
-        self.poll()
+        self.poll()  # the zoom is part of what was drawn: this poll redraws
 
     # -- log search and filter --------------------------------------------------------------------
     def action_problems(self) -> None:

@@ -49,15 +49,19 @@ class GpuPanel(Widget):
         self.report: GpuReport | None = None
         self.owners: dict[int, str] = {}
         self._history: dict[int, deque[float]] = {}
+        self._lines: tuple[int, bool, bool] = (0, False, False)
 
     def show(self, report: GpuReport, owners: dict[int, str]) -> None:
         """A new sample; ``owners`` maps GPU index to the live run using it."""
+        lines = (len(report.gpus), report.available, report.host is not None)
+        relayout = self.report is None or lines != self._lines
+        self._lines = lines
         self.report = report
         self.owners = owners
         for gpu in report.gpus:
             if gpu.utilization is not None:
                 self._history.setdefault(gpu.index, deque(maxlen=HISTORY)).append(gpu.utilization)
-        self.refresh(layout=True)
+        self.refresh(layout=relayout)  # the height changes only with the number of lines
 
     def render(self) -> RenderableType:
         """The panel's lines."""
