@@ -23,6 +23,9 @@ urls = ["https://ntfy.sh/my-topic"]   # ntfy topics, Slack/Discord webhooks, or 
 on = ["completed", "failed", "stopped", "auto_resumed", "low_disk"]   # default: all
 timeout_s = 5                     # per delivery; a dead endpoint never holds the monitor longer
 bell = true                       # the TUI rings the terminal bell when a run ends
+
+[keymap]                          # the TUI's keys, by binding id (the help screen lists them)
+"run.stop" = "ctrl+x"             # one key or several, comma-separated: "s,ctrl+s"
 ```
 """
 
@@ -84,6 +87,8 @@ class Settings:
     min_free_gib: float = 2.0
     stop_timeout_s: float = 600.0
     notify: NotifySettings = field(default_factory=NotifySettings)
+    keymap: tuple[tuple[str, str], ...] = ()
+    """``[keymap]``: (binding id, keys) pairs the TUI applies over its default keys."""
 
 
 def _number(data: dict[str, Any], key: str, default: float, where: Path) -> float:
@@ -124,7 +129,21 @@ def load_settings(home: Path) -> Settings:
         min_free_gib=_number(data, "min_free_gib", 2.0, path),
         stop_timeout_s=_number(data, "stop_timeout_s", 600.0, path),
         notify=_notify(data.get("notify", {}), path),
+        keymap=_keymap(data.get("keymap", {}), path),
     )
+
+
+def _keymap(table: Any, where: Path) -> tuple[tuple[str, str], ...]:
+    if not isinstance(table, dict):
+        raise SettingsError(
+            f'{where}: [keymap] must be a table of binding ids to keys, e.g. "run.stop" = "ctrl+x"'
+        )
+    for key, value in table.items():
+        if not isinstance(value, str) or not value.strip() or " " in value.strip():
+            raise SettingsError(
+                f'{where}: keymap.{key} must be key names separated by commas, e.g. "ctrl+x", got {value!r}'
+            )
+    return tuple((str(k), str(v).strip()) for k, v in table.items())
 
 
 def _notify(table: Any, where: Path) -> NotifySettings:

@@ -12,6 +12,7 @@ import pytest
 
 from dpipe_tui.services.cockpit import Cockpit
 from dpipe_tui.services.gpus import GpuReport, GpuSnapshot
+from tests.cli.conftest import dp_profile
 from tests.supervisor.conftest import (
     builtin_profile,
     checkout,
@@ -23,7 +24,7 @@ from tests.supervisor.conftest import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["builtin_profile", "checkout", "home", "scripted_profile", "submit_scripted"]
+__all__ = ["builtin_profile", "checkout", "dp_profile", "home", "scripted_profile", "submit_scripted"]
 
 FIXED_NOW = 1_796_000_000.0
 
@@ -42,6 +43,23 @@ class ScriptedProbe:
                 temperature=50.0 + i,
                 power_draw=250.0 + 100 * i,
                 power_limit=700.0,
+            )
+            for i in range(2)
+        )
+        return GpuReport(available=True, reason=None, gpus=gpus, host=None, t=FIXED_NOW)
+
+
+class IdleProbe:
+    """Two GPUs with almost nothing in memory (free unless a run holds them)."""
+
+    def sample(self) -> GpuReport:
+        gpus = tuple(
+            GpuSnapshot(
+                index=i,
+                name="NVIDIA H100 80GB HBM3",
+                utilization=0.0,
+                memory_used=2**29,
+                memory_total=80 * 2**30,
             )
             for i in range(2)
         )

@@ -6,18 +6,22 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from textual.widgets import Log, Static
+import pytest
+from textual.widgets import Input, Log, Static
 
 from dpipe_tui.services.cockpit import Cockpit
+from dpipe_tui.services.errors import Refusal
+from dpipe_tui.services.runs import LaunchRequest
 from dpipe_tui.ui.app import DpipeApp
 from dpipe_tui.ui.modals.confirm import ConfirmModal
+from dpipe_tui.ui.modals.pick import PickModal
 from dpipe_tui.ui.screens.dashboard import DashboardScreen
 from dpipe_tui.ui.screens.help import HelpScreen
 from dpipe_tui.ui.screens.new_run import NewRunScreen
 from dpipe_tui.ui.screens.run_view import RunScreen
 from dpipe_tui.ui.widgets.gpu_panel import GpuPanel
 from dpipe_tui.ui.widgets.line_table import LineTable
-from tests.ui.conftest import NoGpuProbe, ScriptedProbe
+from tests.ui.conftest import IdleProbe, NoGpuProbe, ScriptedProbe
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -135,9 +139,9 @@ async def test_help_lists_the_keys_of_the_screen(cockpit: Cockpit) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        described = {what for _, what in app.screen.rows}
+        described = {what for _, what, _ in app.screen.rows}
         assert {"Filter", "Sort", "New run", "Quit", "Open", "Help"} <= described
-        assert ("/", "Filter") in app.screen.rows
+        assert ("/", "Filter", "dashboard.filter") in app.screen.rows
         await pilot.press("escape")
         assert isinstance(app.screen, DashboardScreen)
 
@@ -169,3 +173,130 @@ async def test_new_run_validates_then_launches_the_demo_and_follows_it(
         await until(
             pilot, lambda: run_view.record is not None and run_view.record.state.value == "completed", 120
         )
+        assert run_view.record is not None
+        assert run_view.record.model_type == "chroma"  # the dashboard's MODEL column
+
+
+async def test_palette_reaches_actions_and_runs_by_name(
+    cockpit: Cockpit, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> None:
+    done = submit_scripted(scripted_profile("quick", steps=3, step_time=0.01))
+    app = DpipeApp(cockpit)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: [r.key for r in table(app).rows] == [done.id])
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await pilot.press("ctrl+p", *"sort")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: dashboard.sort_mode == "id")
+        await pilot.press("ctrl+p", *f"run {done.id[-4:]}")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        assert isinstance(app.screen, RunScreen)
+        assert app.screen.run_id == done.id
+
+
+async def test_user_keymap_moves_keys_and_reports_unknown_ids(cockpit: Cockpit) -> None:
+    cockpit.settings_path.write_text('[keymap]\n"dashboard.sort" = "o"\n"dashboard.nope" = "z"\n')
+    app = DpipeApp(cockpit)
+    async with app.run_test(size=(100, 30)) as pilot:
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await until(pilot, lambda: any("dashboard.nope" in n.message for n in app._notifications))
+        await pilot.press("s")
+        assert dashboard.sort_mode == "default"  # moved away from s
+        await pilot.press("o")
+        assert dashboard.sort_mode == "id"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert ("o", "Sort", "dashboard.sort") in app.screen.rows
+
+
+async def test_new_run_offers_the_free_gpus(
+    home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> None:
+    live = submit_scripted(scripted_profile("holder", steps=5000, step_time=0.05), gpus=(1,))
+    cockpit = Cockpit(home, probe=IdleProbe(), profile_dirs=[])
+    await asyncio.to_thread(
+        lambda: _wait_for(lambda: cockpit.status(live.id).record.state.value == "running")
+    )
+    app = DpipeApp(cockpit)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        screen = app.screen
+        assert isinstance(screen, NewRunScreen)
+        await until(pilot, lambda: screen.free is not None)
+        assert screen.free == [0]  # GPU 1 is held by the live run
+        assert "free GPUs: 0" in str(screen.query_one("#free-gpus", Static).render())
+        await pilot.press("f")
+        assert screen.query_one("#gpu-list", Input).value == "0"
+    cockpit.request_stop(live.id, now=True)
+
+
+async def test_save_then_resume_from_a_picked_checkpoint(
+    home: Path, checkout: Path, dp_profile: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIFFUSION_PIPE_PATH", str(checkout))
+    cockpit = Cockpit(home, probe=ScriptedProbe())
+    profile = dp_profile("saver", steps=5000, step_time=0.05)
+    record = (
+        await asyncio.to_thread(cockpit.launch, LaunchRequest(profile=profile, engine="diffusion-pipe"))
+    ).record
+    assert record is not None
+    app = DpipeApp(cockpit, open_run=record.id)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        await until(pilot, lambda: screen.record is not None and (screen.record.last_step or 0) >= 3)
+        await pilot.press("v")  # save now: a checkpoint at the end of the current step
+        await until(pilot, lambda: screen.record is not None and screen.record.checkpoint_tag is not None)
+        saved = screen.record.checkpoint_tag if screen.record else None
+        await pilot.press("X", "y")
+        await until(pilot, lambda: screen.record is not None and screen.record.state.value == "stopped", 60)
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, PickModal))
+        assert isinstance(app.screen, PickModal)
+        assert [value for value, _ in app.screen.options][-1] == saved
+        await pilot.press("end", "enter")
+        await until(pilot, lambda: app.screen is screen)
+        await until(
+            pilot,
+            lambda: (
+                screen.record is not None
+                and screen.record.attempt == 2
+                and screen.record.state.value == "running"
+            ),
+            60,
+        )
+        assert screen.record is not None
+        assert screen.record.resume_tag == saved
+        await until(pilot, lambda: any(f"(resume from {saved})" in line for line in screen.lines))
+        await pilot.press("X", "y")
+        await until(pilot, lambda: screen.record is not None and screen.record.state.value == "stopped", 60)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('keymap = "x"\n', "[keymap]"),
+        ('[keymap]\n"run.stop" = 3\n', "keymap.run.stop"),
+        ('[keymap]\n"a" = "ctrl x"\n', "keymap.a"),
+    ],
+)
+def test_a_bad_keymap_names_the_file_and_key(home: Path, text: str, key: str) -> None:
+    cockpit = Cockpit(home)
+    cockpit.settings_path.write_text(text)
+    with pytest.raises(Refusal) as err:
+        cockpit.settings()
+    assert str(cockpit.settings_path) in err.value.message
+    assert key in err.value.message

@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from textual.widgets import Log
 
 from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import Registry
@@ -48,6 +49,7 @@ def _record(run_id: str, state: RunState, **changes: Any) -> RunRecord:
         last_epoch=4,
         exit_code=0,
         phase="done",
+        model_type="chroma" if "chroma" in run_id else "flux",
     )
     return dataclasses.replace(base, **changes)
 
@@ -145,7 +147,11 @@ async def _run_ready(pilot: Pilot[None]) -> None:
     screen = pilot.app.screen
     await _until(pilot, lambda: getattr(screen, "record", None) is not None)
     await _until(pilot, lambda: screen.query_one("#loss-chart").chart is not None)  # type: ignore[attr-defined]
-    await pilot.pause(0.5)
+    log = screen.query_one("#log", Log)
+    await _until(pilot, lambda: log.line_count >= 61)  # the console tail: 60 steps and a warning
+    await pilot.pause(0.3)
+    await _until(pilot, lambda: log.is_vertical_scroll_end)  # the layout settled with the log following
+    await pilot.pause(0.3)
 
 
 @pytest.mark.parametrize("size", SIZES)

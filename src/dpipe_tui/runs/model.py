@@ -115,6 +115,8 @@ class RunRecord:
     failure_message: str | None = None
     failure_hint: str | None = None
     engine_run_dir: str | None = None
+    model_type: str | None = None
+    """``[model] type`` of the frozen profile (``chroma``, ``flux``...), for listings."""
     attempt: int = 1
     resume_from: str | None = None
     resume_tag: str | None = None

@@ -249,6 +249,22 @@ class Cockpit:
             self._probe = default_probe()
         return self._probe.sample()
 
+    def free_gpus(self, report: GpuReport | None = None) -> list[int] | None:
+        """GPUs that no live run of the registry holds and that nothing else fills (under
+        :data:`BUSY_MEMORY` of their memory in use); None on a machine without NVIDIA GPUs."""
+        report = report if report is not None else self.gpus()
+        if not report.available:
+            return None
+        held = {
+            g for s in self.runs().runs if s.record.state.is_live and not s.record.cpu for g in s.record.gpus
+        }
+        free = []
+        for gpu in report.gpus:
+            used, total = gpu.memory_used, gpu.memory_total
+            if gpu.index not in held and not (used is not None and total and used / total > BUSY_MEMORY):
+                free.append(gpu.index)
+        return free
+
     # -- runs: writes -----------------------------------------------------------------------------
     def launch(self, request: run_svc.LaunchRequest) -> run_svc.LaunchResult:
         """Pre-flight, create and start (or queue) a run.
@@ -306,6 +322,10 @@ class Cockpit:
     def dispatch_queue(self) -> list[str]:
         """Start every queued run whose GPUs are free (monitors double-spawned); the ids started."""
         return run_svc.dispatch_queue(self.home, spawn=self._spawn)
+
+
+BUSY_MEMORY = 0.1
+"""A GPU with more than this share of its memory in use is not offered as free (another user's job)."""
 
 
 @contextlib.contextmanager

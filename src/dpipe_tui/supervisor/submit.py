@@ -79,14 +79,24 @@ def freeze(
     return Path(frozen.main)
 
 
-def output_dir_of(config: Path, base_dir: Path) -> Path | None:
-    """``output_dir`` of a (frozen) main TOML, absolute."""
+def _load(config: Path) -> dict[str, Any]:
     try:
         with open(config, "rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError):
-        return None
-    value = data.get("output_dir")
+        return {}
+
+
+def model_type_of(config: Path) -> str | None:
+    """``[model] type`` of a (frozen) main TOML."""
+    model = _load(config).get("model")
+    value = model.get("type") if isinstance(model, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def output_dir_of(config: Path, base_dir: Path) -> Path | None:
+    """``output_dir`` of a (frozen) main TOML, absolute."""
+    value = _load(config).get("output_dir")
     if not isinstance(value, str) or not value:
         return None
     path = Path(value).expanduser()
@@ -133,7 +143,12 @@ def submit(
     out = output_dir_of(config, spec.base_dir)
     record = registry.update(
         run_id,
-        lambda cur: _with(cur, config_path=str(config), output_dir=str(out) if out else None),
+        lambda cur: _with(
+            cur,
+            config_path=str(config),
+            output_dir=str(out) if out else None,
+            model_type=model_type_of(config),
+        ),
     )
     if start:
         dispatch(registry, spawn=spawn)

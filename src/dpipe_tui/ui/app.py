@@ -9,10 +9,11 @@ home's state folder, never to the terminal it draws on.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import on
-from textual.app import App
+from textual import on, work
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 
 from dpipe_tui.ui.messages import OpenNewRun, OpenRun
@@ -20,7 +21,10 @@ from dpipe_tui.ui.screens.dashboard import DashboardScreen
 from dpipe_tui.ui.screens.help import HelpScreen
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from pathlib import Path
+
+    from textual.screen import Screen
 
     from dpipe_tui.services.cockpit import Cockpit
 
@@ -40,9 +44,9 @@ class DpipeApp(App[None]):
     TITLE = "dpipe-tui"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
+        Binding("q", "quit", "Quit", id="app.quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-        Binding("question_mark,f1", "help", "Help"),
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
     ]
 
     def __init__(self, cockpit: Cockpit, *, ascii_only: bool = False, open_run: str | None = None) -> None:
@@ -57,6 +61,60 @@ class DpipeApp(App[None]):
         self.push_screen(DashboardScreen(self.cockpit, ascii_only=self.ascii_only))
         if self._open_run is not None:
             self.action_open_run(self._open_run)
+        self.load_keymap()
+
+    @work(thread=True, exclusive=True, group="keymap", exit_on_error=False)
+    def load_keymap(self) -> None:
+        """Apply ``[keymap]`` from the settings (read in a thread); unknown ids are reported."""
+        try:
+            pairs = self.cockpit.settings().keymap
+        except Exception as exc:  # a bad settings file is shown, the default keys stay
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        if not pairs:
+            return
+        from dpipe_tui.ui.keymap import check
+
+        good, unknown = check(pairs)
+        self.call_from_thread(self._apply_keymap, good, unknown)
+
+    def _apply_keymap(self, keymap: dict[str, str], unknown: list[str]) -> None:
+        self.set_keymap(keymap)
+        if unknown:
+            self.notify(
+                f"{self.cockpit.settings_path}: [keymap] names no binding {', '.join(unknown)} "
+                "(help, ?, lists the ids)",
+                severity="warning",
+                timeout=10,
+            )
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """The palette (ctrl+p): Textual's own commands, every key of the screen by its name, New
+        run, and every run of the registry by id (from the dashboard's last listing: no file work)."""
+        yield from super().get_system_commands(screen)
+        seen = {"Quit", "Help", "Command palette"}
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or binding.description in seen or not active.enabled:
+                continue
+            seen.add(binding.description)
+            help_text = f"key: {binding.key_display or binding.key}"
+            yield SystemCommand(
+                binding.description, help_text, partial(self.run_action, binding.action, active.node)
+            )
+        yield SystemCommand("Help", "Keys and notes of this screen", self.action_help)
+        if "New run" not in seen:
+            yield SystemCommand(
+                "New run", "Pick a profile, validate it, launch or queue", self.action_new_run
+            )
+        dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
+        for status in dashboard.statuses if dashboard is not None else ():
+            record = status.record
+            yield SystemCommand(
+                f"Run {record.id}",
+                f"{record.state.value} · {record.profile_stem} · {record.model_type or '-'}: open it",
+                partial(self.action_open_run, record.id),
+            )
 
     @on(OpenRun)
     def open_run(self, message: OpenRun) -> None:

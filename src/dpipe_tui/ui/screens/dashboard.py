@@ -38,6 +38,7 @@ RUN_COLUMNS = (
     Column("rate", "RATE", 10, right=True, priority=2),
     Column("epoch", "EPOCH", 5, right=True, priority=3),
     Column("gpus", "GPUS", 5, priority=3),
+    Column("model", "MODEL", 7, priority=4),
     Column("engine", "ENGINE", 8, priority=5),
     Column("profile", "PROFILE", 12, priority=4),
 )
@@ -85,6 +86,7 @@ def run_row(status: RunStatus, now: float, *, ascii_only: bool = False) -> Row:
         present.rate_text(p) if live and p is not None else "-",
         "-" if r.last_epoch is None else str(r.last_epoch),
         ("cpu" if r.cpu else "") + ",".join(map(str, r.gpus)),
+        r.model_type or "-",
         r.engine,
         r.profile_stem,
     )
@@ -95,9 +97,9 @@ class DashboardScreen(Screen[None]):
     """Runs and GPUs at a glance; Enter opens a run."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter"),
-        Binding("s", "sort", "Sort"),
-        Binding("n", "new_run", "New run"),
+        Binding("slash", "filter", "Filter", id="dashboard.filter"),
+        Binding("s", "sort", "Sort", id="dashboard.sort"),
+        Binding("n", "new_run", "New run", id="dashboard.new_run"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -215,8 +217,10 @@ class DashboardScreen(Screen[None]):
         if not self.filter_text:
             return True
         r = status.record
-        hay = f"{r.id} {r.profile_path} {r.state.value} {r.engine} {r.failure_class or ''}".lower()
-        return all(part in hay for part in self.filter_text.lower().split())
+        hay = (
+            f"{r.id} {r.profile_path} {r.state.value} {r.engine} {r.model_type or ''} {r.failure_class or ''}"
+        )
+        return all(part in hay.lower() for part in self.filter_text.lower().split())
 
     # -- actions ----------------------------------------------------------------------------------
     def action_filter(self) -> None:

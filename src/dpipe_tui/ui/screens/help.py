@@ -15,7 +15,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from dpipe_tui.ui.keymap import key_of
+
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from textual.app import ComposeResult
 
 
@@ -24,21 +28,22 @@ def _key_text(key: str) -> str:
     return "/".join(names.get(k.strip(), k.strip()) for k in key.split(","))
 
 
-def bindings_of(obj: object) -> list[tuple[str, str]]:
-    """(keys, description) of every described binding declared on ``obj``'s class and its bases."""
-    out: list[tuple[str, str]] = []
+def bindings_of(obj: object, keymap: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(keys, description, keymap id or "") of every described binding declared on ``obj``'s class and
+    its bases, with the keys a user's keymap gave them."""
+    out: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     for cls in type(obj).__mro__:
         for item in cls.__dict__.get("BINDINGS", ()):
             if isinstance(item, Binding):
-                key, description = item.key, item.description
+                key, description, bid = key_of(item, keymap or {}), item.description, item.id or ""
             elif isinstance(item, tuple) and len(item) >= 3:
-                key, description = item[0], item[2]
+                key, description, bid = item[0], item[2], ""
             else:
                 continue
             if description and key not in seen:
                 seen.add(key)
-                out.append((_key_text(key), description))
+                out.append((_key_text(key), description, bid))
     return out
 
 
@@ -51,23 +56,25 @@ class HelpScreen(ModalScreen[None]):
         """Help about ``origin``."""
         super().__init__()
         self.origin = origin
-        self.rows: list[tuple[str, str]] = []
-        """(keys, what they do) as shown."""
+        self.rows: list[tuple[str, str, str]] = []
+        """(keys, what they do, the id a ``[keymap]`` entry moves them by) as shown."""
 
     def compose(self) -> ComposeResult:
         """A table of keys, the screen's notes below."""
         table = Table(show_header=True, header_style="bold", box=None, expand=True)
         table.add_column("key", no_wrap=True)
-        table.add_column("does")
-        rows = bindings_of(self.origin)
+        table.add_column("does", ratio=1)
+        table.add_column("keymap id", style="dim", no_wrap=True)
+        keymap = dict(getattr(self.app, "_keymap", {}) or {})
+        rows = bindings_of(self.origin, keymap)
         for widget in self.origin.query("*"):
-            if widget.can_focus:
-                rows += [r for r in bindings_of(widget) if r not in rows]
-        rows += bindings_of(self.app)
-        rows.append(("ctrl+p", "Command palette: every action and every run by name"))
+            if widget.can_focus and widget.display:  # a hidden filter box's editing keys are noise
+                rows += [r for r in bindings_of(widget, keymap) if r not in rows]
+        rows += bindings_of(self.app, keymap)
+        rows.append(("ctrl+p", "Command palette: every action and every run by name", ""))
         self.rows = rows
-        for key, description in rows:
-            table.add_row(key, description)
+        for key, description, bid in rows:
+            table.add_row(key, description, bid)
         notes = getattr(self.origin, "HELP", "") or ""
         with VerticalScroll(id="help-box"):
             yield Static(

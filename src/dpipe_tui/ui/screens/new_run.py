@@ -40,10 +40,11 @@ class NewRunScreen(Screen[None]):
         "GPUs: a comma-separated list (CPU slots on a machine without NVIDIA GPUs); empty = the profile's."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
-        Binding("l", "launch(False)", "Launch"),
-        Binding("Q", "launch(True)", "Queue"),
-        Binding("g", "focus_gpus", "GPUs"),
+        Binding("escape", "back", "Back", id="new_run.back"),
+        Binding("l", "launch(False)", "Launch", id="new_run.launch"),
+        Binding("Q", "launch(True)", "Queue", id="new_run.queue"),
+        Binding("g", "focus_gpus", "GPUs", id="new_run.gpus"),
+        Binding("f", "use_free", "Free GPUs", id="new_run.free_gpus"),
     ]
 
     def __init__(self, cockpit: Cockpit) -> None:
@@ -53,6 +54,8 @@ class NewRunScreen(Screen[None]):
         self.paths: dict[str, Path] = {}
         self.selected: Path | None = None
         self.valid = False
+        self.free: list[int] | None = None
+        """GPUs no run holds (None: no NVIDIA GPU here; the run uses CPU slots)."""
 
     def compose(self) -> ComposeResult:
         """Profiles on the left; findings and plan on the right; GPUs and engine below."""
@@ -64,12 +67,41 @@ class NewRunScreen(Screen[None]):
         with Horizontal(id="launch-opts"):
             yield Input(placeholder="GPUs, e.g. 0,1 (empty: the profile's)", id="gpu-list")
             yield Select(ENGINES, value="", allow_blank=False, id="engine")
+        yield Static("", id="free-gpus", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         """List the profiles in a worker."""
         self.query_one("#profiles", OptionList).focus()
         self.load_profiles()
+        self.load_free_gpus()
+
+    @work(thread=True, exclusive=True, group="free", exit_on_error=False)
+    def load_free_gpus(self) -> None:
+        """Which GPUs are free (the GPU panel's sample against the live runs)."""
+        try:
+            free = self.cockpit.free_gpus()
+        except Exception as exc:  # a failed sample only loses the offer
+            self.post_message(ServiceFailed(f"GPU sample failed: {exc}"))
+            return
+        self.app.call_from_thread(self._show_free, free)
+
+    def _show_free(self, free: list[int] | None) -> None:
+        self.free = free
+        if free is None:
+            text = "no NVIDIA GPU here: the run uses CPU slots"
+        elif free:
+            text = f"free GPUs: {','.join(map(str, free))}  (f: use them)"
+        else:
+            text = "no free GPU: every GPU is held by a run or in use (Q queues the run)"
+        self.query_one("#free-gpus", Static).update(text)
+
+    def action_use_free(self) -> None:
+        """Put the free GPUs in the GPU box."""
+        if not self.free:
+            self.notify("no free GPU to offer", severity="warning")
+            return
+        self.query_one("#gpu-list", Input).value = ",".join(map(str, self.free))
 
     @work(thread=True, exclusive=True, group="profiles", exit_on_error=False)
     def load_profiles(self) -> None:

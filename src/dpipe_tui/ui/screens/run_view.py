@@ -29,6 +29,7 @@ from dpipe_tui.ui.modals.pick import PickModal
 from dpipe_tui.ui.modals.text_view import TextViewModal
 from dpipe_tui.ui.widgets.chart_view import ChartView
 from dpipe_tui.ui.widgets.progress_panel import ProgressPanel
+from dpipe_tui.ui.widgets.tail_log import TailLog
 
 if TYPE_CHECKING:
     from textual.app import ComposeResult
@@ -65,17 +66,17 @@ class RunScreen(Screen[None]):
         "A dead run is never shown running: the state comes from the registry, checked against the OS."
     )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
-        Binding("x", "stop(False)", "Stop"),
-        Binding("X", "stop(True)", "Stop now", show=False),
-        Binding("v", "save", "Save now"),
-        Binding("r", "resume", "Resume"),
-        Binding("p", "profile", "Profile", show=False),
-        Binding("z", "zoom", "Zoom", show=False),
-        Binding("slash", "search", "Search"),
-        Binding("n", "next_match(1)", "Next", show=False),
-        Binding("N", "next_match(-1)", "Previous", show=False),
-        Binding("w", "problems", "Warnings", show=False),
+        Binding("escape", "back", "Back", id="run.back"),
+        Binding("x", "stop(False)", "Stop", id="run.stop"),
+        Binding("X", "stop(True)", "Stop now", show=False, id="run.stop_now"),
+        Binding("v", "save", "Save now", id="run.save"),
+        Binding("r", "resume", "Resume", id="run.resume"),
+        Binding("p", "profile", "Profile", show=False, id="run.profile"),
+        Binding("z", "zoom", "Zoom", show=False, id="run.zoom"),
+        Binding("slash", "search", "Search", id="run.search"),
+        Binding("n", "next_match(1)", "Next", show=False, id="run.next"),
+        Binding("N", "next_match(-1)", "Previous", show=False, id="run.previous"),
+        Binding("w", "problems", "Warnings", show=False, id="run.problems"),
     ]
 
     def __init__(self, cockpit: Cockpit, run_id: str, *, ascii_only: bool = False) -> None:
@@ -107,7 +108,7 @@ class RunScreen(Screen[None]):
             yield self.loss_chart
             yield self.lr_chart
         yield Input(placeholder="search the log (Enter: find, n/N: next/previous, Esc: close)", id="search")
-        yield Log(max_lines=KEEP_LINES, id="log", auto_scroll=True)
+        yield TailLog(max_lines=KEEP_LINES, id="log", auto_scroll=True)
         yield Footer()
 
     def on_mount(self) -> None:
