@@ -11,7 +11,7 @@ from textual.widgets import Input, Log, Static
 
 from dpipe_tui.services.cockpit import Cockpit
 from dpipe_tui.services.errors import Refusal
-from dpipe_tui.services.runs import LaunchRequest
+from dpipe_tui.services.runs import LaunchRequest, RunListing
 from dpipe_tui.ui.app import DpipeApp
 from dpipe_tui.ui.modals.confirm import ConfirmModal
 from dpipe_tui.ui.modals.pick import PickModal
@@ -108,12 +108,12 @@ async def test_run_view_follows_a_run_then_stops_it_after_confirmation(
         assert isinstance(app.screen, DashboardScreen)
 
 
-async def test_failure_card_of_a_run_that_really_failed(
+async def test_failure_card_of_a_run_that_really_failed_and_the_log_follows_its_end(
     cockpit: Cockpit, scripted_profile: ProfileFactory, submit_scripted: Submitter
 ) -> None:
     record = submit_scripted(
         scripted_profile(
-            "crash", steps=50, step_time=0.01, fail_at=3, exit_code=1, error="RuntimeError: boom"
+            "crash", steps=120, step_time=0.001, fail_at=100, exit_code=1, error="RuntimeError: boom"
         )
     )
     await asyncio.to_thread(_wait_ended, cockpit, record.id)
@@ -125,6 +125,20 @@ async def test_failure_card_of_a_run_that_really_failed(
         text = str(card.render())
         assert str(cockpit.status(record.id).record.failure_class) in text
         assert "hint:" in text
+        log = app.screen.query_one("#log", Log)
+        await until(pilot, lambda: log.line_count > 100)
+        await pilot.pause(0.3)
+        assert log.max_scroll_y > 0
+        assert log.is_vertical_scroll_end  # the card shrank the log: it still shows the end
+        for height in (30, 20):
+            await pilot.resize_terminal(80, height)
+            await pilot.pause(0.3)
+            assert log.is_vertical_scroll_end
+        log.scroll_to(y=0, animate=False)  # the user scrolls up: following pauses
+        await pilot.pause(0.1)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.3)
+        assert log.scroll_y == 0
 
 
 def _wait_ended(cockpit: Cockpit, run_id: str) -> None:
@@ -300,3 +314,35 @@ def test_a_bad_keymap_names_the_file_and_key(home: Path, text: str, key: str) ->
         cockpit.settings()
     assert str(cockpit.settings_path) in err.value.message
     assert key in err.value.message
+
+
+class CountingCockpit(Cockpit):
+    """The real cockpit, counting how often the dashboard lists the registry."""
+
+    listings = 0
+
+    def runs(self, *, progress: bool = False) -> RunListing:
+        self.listings += 1
+        return super().runs(progress=progress)
+
+
+async def test_an_idle_dashboard_sleeps_until_the_registry_changes(
+    home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> None:
+    done = submit_scripted(scripted_profile("quick", steps=3, step_time=0.01))
+    await asyncio.to_thread(_wait_ended, Cockpit(home), done.id)
+    cockpit = CountingCockpit(home, probe=ScriptedProbe())
+    app = DpipeApp(cockpit)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: [r.key for r in table(app).rows] == [done.id])
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        await until(pilot, lambda: screen._wake is not None and screen._wake.watching)
+        before = cockpit.listings
+        await pilot.pause(3.5)
+        assert cockpit.listings - before <= 1  # was 3-4 with a one-second poll
+        t0 = time.monotonic()
+        live = await asyncio.to_thread(submit_scripted, scripted_profile("new", steps=400, step_time=0.05))
+        await until(pilot, lambda: live.id in {r.key for r in table(app).rows}, 8)
+        assert time.monotonic() - t0 < 5.0  # woken by the file watch, not the ten-second idle poll
+        cockpit.request_stop(live.id, now=True)

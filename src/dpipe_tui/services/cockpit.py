@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from dpipe_tui.profiles import ValidationReport
     from dpipe_tui.services import profiles as profile_svc
     from dpipe_tui.services.datasets import DatasetPlanResult
+    from dpipe_tui.services.wakeup import Wakeup
 
 __all__ = ["Cockpit", "RunRecord", "RunState", "RunWatch", "WatchUpdate"]
 
@@ -184,6 +185,13 @@ class Cockpit:
         for gone in set(self._trackers) - seen:
             del self._trackers[gone]
         return run_svc.RunListing(out, listing.problems)
+
+    def wakeup(self, run_id: str | None = None) -> Wakeup:
+        """A watch that wakes a polling client when the registry (or one run's folder) changes;
+        ``close()`` it when done. Where watching is impossible its ``watching`` is False."""
+        from dpipe_tui.services.wakeup import Wakeup
+
+        return Wakeup([self.registry.root if run_id is None else self.registry.run_dir(run_id)])
 
     def resolve(self, ref: str) -> str:
         """The full run id of an id or unique prefix.

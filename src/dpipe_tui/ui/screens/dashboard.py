@@ -9,6 +9,8 @@ notification (and the terminal bell when the settings allow it).
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
     from dpipe_tui.services.cockpit import Cockpit
     from dpipe_tui.services.runs import RunStatus
+    from dpipe_tui.services.wakeup import Wakeup
 
 RUN_COLUMNS = (
     Column("state", "STATE", 12),
@@ -42,6 +45,9 @@ RUN_COLUMNS = (
     Column("engine", "ENGINE", 8, priority=5),
     Column("profile", "PROFILE", 12, priority=4),
 )
+
+IDLE_POLL_S = 10.0
+"""With no live or queued run, the registry is listed at least this often even if no file changed."""
 
 SORTS = ("default", "id", "state", "age", "loss")
 ENDED_NOTICE = {"completed": "information", "stopped": "information", "failed": "error", "lost": "warning"}
@@ -114,6 +120,9 @@ class DashboardScreen(Screen[None]):
         self._states: dict[str, str] = {}
         self._first_listing = True
         self._title = ""
+        self._wake: Wakeup | None = None
+        self._last_poll = 0.0
+        self._poll_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
         """Title line, filter (hidden until ``/``), runs, GPUs, footer."""
@@ -130,14 +139,47 @@ class DashboardScreen(Screen[None]):
         self.query_one("#runs", LineTable).focus()
         self.poll_runs()
         self.poll_gpus()
-        self.set_interval(1.0, self.poll_runs)
+        self.set_interval(1.0, self._tick)
         self.set_interval(2.0, self.poll_gpus)
 
+    def on_unmount(self) -> None:
+        """Stop the file watch."""
+        if self._wake is not None:
+            self._wake.close()
+
+    def _tick(self) -> None:
+        """Once a second, on the UI thread, no file work: list again when a run is live (its truth is
+        checked against the OS every second), when a file under the registry changed, or every
+        :data:`IDLE_POLL_S` seconds; an idle dashboard of ended runs reads nothing in between."""
+        wake = self._wake
+        live = any(s.record.state.is_live or s.queue_position is not None for s in self.statuses)
+        now = time.monotonic()
+        if (
+            wake is None
+            or not wake.watching
+            or live
+            or wake.changed()
+            or now - self._last_poll >= IDLE_POLL_S
+        ):
+            self.poll_runs()
+
     # -- workers ----------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    @work(thread=True, group="runs", exit_on_error=False)
     def poll_runs(self) -> None:
-        """List the runs (a read: starts nothing) in a thread."""
+        """List the runs (a read: starts nothing) in a thread; one listing at a time (the cockpit's
+        progress trackers are incremental), a listing asked for meanwhile is skipped."""
+        if not self._poll_lock.acquire(blocking=False):
+            return
         try:
+            self._list_runs()
+        finally:
+            self._poll_lock.release()
+
+    def _list_runs(self) -> None:
+        self._last_poll = time.monotonic()
+        try:
+            if self._wake is None:
+                self._wake = self.cockpit.wakeup()
             self.post_message(RunsRefreshed(self.cockpit.runs(progress=True)))
         except Exception as exc:  # shown, never fatal: the next poll tries again
             self.post_message(ServiceFailed(str(exc)))

@@ -10,6 +10,8 @@ that interrupt a run ask first; all of them go through the cockpit in a worker.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -35,10 +37,13 @@ if TYPE_CHECKING:
     from textual.app import ComposeResult
 
     from dpipe_tui.services.cockpit import Cockpit, RunRecord
+    from dpipe_tui.services.wakeup import Wakeup
     from dpipe_tui.services.watch import Chart, RunWatch, WatchUpdate
 
 KEEP_LINES = 20_000
 TAIL_LINES = 400
+IDLE_POLL_S = 10.0
+"""An ended run's view reads its files at least this often even when no file changed."""
 ZOOM_STEPS = 500
 PROBLEM = re.compile(r"warn|error|traceback|exception|killed|fatal|nan\b", re.IGNORECASE)
 
@@ -95,6 +100,10 @@ class RunScreen(Screen[None]):
         self.match_index = -1
         self.traceback: list[str] = []
         self._drawn: tuple[object, ...] | None = None
+        self._wake: Wakeup | None = None
+        self._last_poll = 0.0
+        self._poll_lock = threading.Lock()
+        self._poll_again = False
         self._head_markup = ""
         self.loss_chart = ChartView("loss", ascii_only=ascii_only, id="loss-chart")
         self.lr_chart = ChartView("lr", ascii_only=ascii_only, id="lr-chart")
@@ -117,17 +126,55 @@ class RunScreen(Screen[None]):
         self.query_one("#failure", Static).display = False
         self.query_one("#log", Log).focus()
         self.poll()
-        self.set_interval(0.5, self.poll)
+        self.set_interval(0.5, self._tick)
+
+    def on_unmount(self) -> None:
+        """Stop the file watch."""
+        if self._wake is not None:
+            self._wake.close()
+
+    def _tick(self) -> None:
+        """Twice a second, on the UI thread, no file work: poll while the run is live or queued, when
+        a file of the run changed, or every :data:`IDLE_POLL_S` seconds."""
+        wake, record = self._wake, self.record
+        live = record is None or record.state.is_live or record.state.value == "queued"
+        stale = time.monotonic() - self._last_poll >= IDLE_POLL_S
+        again = self._poll_again
+        if wake is None or not wake.watching or live or again or wake.changed() or stale:
+            self.poll()
 
     def on_resize(self) -> None:
         """Hide the lr chart when the screen is narrow (the loss chart gets the width)."""
         self.query_one("#lr-chart").display = self.size.width >= 100
+        self.call_after_refresh(self._resized)
+
+    def _resized(self) -> None:
+        """The charts' new size is known after a refresh: poll, which redraws them at that size."""
+        if self._drawn is not None:
+            self.poll()
 
     # -- polling ----------------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="watch", exit_on_error=False)
+    @work(thread=True, group="watch", exit_on_error=False)
     def poll(self) -> None:
-        """Read what changed and draw the charts (in a thread)."""
+        """Read what changed and draw the charts (in a thread).
+
+        One poll at a time: the watch is incremental and not thread-safe, and a poll asked for while
+        one runs (a resize, a zoom) is done at the next tick rather than racing it.
+        """
+        if not self._poll_lock.acquire(blocking=False):
+            self._poll_again = True
+            return
         try:
+            self._poll_again = False
+            self._poll_once()
+        finally:
+            self._poll_lock.release()
+
+    def _poll_once(self) -> None:
+        self._last_poll = time.monotonic()
+        try:
+            if self._wake is None:
+                self._wake = self.cockpit.wakeup(self.run_id)
             if self.watch_ is None:
                 self.watch_ = self.cockpit.watch(
                     self.run_id, console=True, tail_lines=TAIL_LINES, series=True
@@ -139,10 +186,10 @@ class RunScreen(Screen[None]):
             loss: Chart | None = None
             lr: Chart | None = None
             if update.events or key != self._drawn:  # redraw only when there is something new
-                self._drawn = key
                 names = ["loss", "loss_smooth", *(f"eval:{n}" for n in watch.eval_names())]
                 loss = watch.draw(names, lw, lh, last_steps=self.zoom, ascii_only=self.ascii_only)
                 lr = watch.draw(["lr"], rw, rh, last_steps=self.zoom, ascii_only=self.ascii_only)
+                self._drawn = key
         except Exception as exc:  # a vanished run or an unreadable file: say so, keep the screen
             self.post_message(ServiceFailed(str(exc)))
             return
