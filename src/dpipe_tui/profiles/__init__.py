@@ -7,12 +7,45 @@ Public API (the contract in the helper brief): :func:`validate_file`, :class:`Va
 
 from __future__ import annotations
 
-from dpipe_tui.profiles.document import ProfileChangedError, ProfileDocument
-from dpipe_tui.profiles.findings import Finding, ProfileError, Severity, ValidationReport
-from dpipe_tui.profiles.freeze import FrozenProfile, freeze_profile
-from dpipe_tui.profiles.help import field_help
-from dpipe_tui.profiles.schema import MainConfig
-from dpipe_tui.profiles.validate import detect_kind, load_main_config, validate_file, validate_text
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dpipe_tui.profiles.document import ProfileChangedError, ProfileDocument
+    from dpipe_tui.profiles.findings import Finding, ProfileError, Severity, ValidationReport
+    from dpipe_tui.profiles.freeze import FrozenProfile, freeze_profile
+    from dpipe_tui.profiles.help import field_help
+    from dpipe_tui.profiles.schema import MainConfig
+    from dpipe_tui.profiles.validate import detect_kind, load_main_config, validate_file, validate_text
+
+_HOMES = {
+    "ProfileChangedError": "document",
+    "ProfileDocument": "document",
+    "Finding": "findings",
+    "ProfileError": "findings",
+    "Severity": "findings",
+    "ValidationReport": "findings",
+    "FrozenProfile": "freeze",
+    "freeze_profile": "freeze",
+    "field_help": "help",
+    "MainConfig": "schema",
+    "detect_kind": "validate",
+    "load_main_config": "validate",
+    "validate_file": "validate",
+    "validate_text": "validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the public names on first use: importing a light submodule (``profiles.frozen``, a TOML
+    read the dashboard's progress needs) must not load pydantic and the schema (0.7 s cold)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Finding",

@@ -48,6 +48,8 @@ RUN_COLUMNS = (
 
 IDLE_POLL_S = 10.0
 """With no live or queued run, the registry is listed at least this often even if no file changed."""
+BACKGROUND_POLL_S = 5.0
+"""Under another screen, the dashboard lists this often (notifications of ended runs)."""
 
 SORTS = ("default", "id", "state", "age", "loss")
 ENDED_NOTICE = {"completed": "information", "stopped": "information", "failed": "error", "lost": "warning"}
@@ -123,6 +125,7 @@ class DashboardScreen(Screen[None]):
         self._wake: Wakeup | None = None
         self._last_poll = 0.0
         self._poll_lock = threading.Lock()
+        self._relist = False
 
     def compose(self) -> ComposeResult:
         """Title line, filter (hidden until ``/``), runs, GPUs, footer."""
@@ -140,7 +143,7 @@ class DashboardScreen(Screen[None]):
         self.poll_runs()
         self.poll_gpus()
         self.set_interval(1.0, self._tick)
-        self.set_interval(2.0, self.poll_gpus)
+        self.set_interval(2.0, self._tick_gpus)
 
     def on_unmount(self) -> None:
         """Stop the file watch."""
@@ -150,18 +153,31 @@ class DashboardScreen(Screen[None]):
     def _tick(self) -> None:
         """Once a second, on the UI thread, no file work: list again when a run is live (its truth is
         checked against the OS every second), when a file under the registry changed, or every
-        :data:`IDLE_POLL_S` seconds; an idle dashboard of ended runs reads nothing in between."""
+        :data:`IDLE_POLL_S` seconds; an idle dashboard of ended runs reads nothing in between. Under
+        another screen (a run view) it lists every :data:`BACKGROUND_POLL_S` seconds, only to notify
+        about runs that ended."""
         wake = self._wake
-        live = any(s.record.state.is_live or s.queue_position is not None for s in self.statuses)
         now = time.monotonic()
+        since = now - self._last_poll
+        if not self.is_current:
+            if since >= BACKGROUND_POLL_S:
+                self.poll_runs()
+            return
+        live = any(s.record.state.is_live or s.queue_position is not None for s in self.statuses)
+        watching = wake is not None and wake.watching
         if (
-            wake is None
-            or not wake.watching
+            not watching
             or live
-            or wake.changed()
-            or now - self._last_poll >= IDLE_POLL_S
+            or self._relist
+            or since >= IDLE_POLL_S
+            or (wake is not None and wake.changed())
         ):
             self.poll_runs()
+
+    def _tick_gpus(self) -> None:
+        """The GPU panel is sampled only while it is on screen."""
+        if self.is_current:
+            self.poll_gpus()
 
     # -- workers ----------------------------------------------------------------------------------
     @work(thread=True, group="runs", exit_on_error=False)
@@ -177,12 +193,14 @@ class DashboardScreen(Screen[None]):
 
     def _list_runs(self) -> None:
         self._last_poll = time.monotonic()
+        self._relist = False
         try:
-            if self._wake is None:
-                self._wake = self.cockpit.wakeup()
             self.post_message(RunsRefreshed(self.cockpit.runs(progress=True)))
         except Exception as exc:  # shown, never fatal: the next poll tries again
             self.post_message(ServiceFailed(str(exc)))
+        if self._wake is None:  # after the first listing is on its way (the first paint comes first)
+            self._wake = self.cockpit.wakeup()
+            self._relist = True  # what changed before the watch started is listed at the next tick
 
     @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)
     def poll_gpus(self) -> None:

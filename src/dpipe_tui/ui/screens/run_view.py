@@ -173,8 +173,6 @@ class RunScreen(Screen[None]):
     def _poll_once(self) -> None:
         self._last_poll = time.monotonic()
         try:
-            if self._wake is None:
-                self._wake = self.cockpit.wakeup(self.run_id)
             if self.watch_ is None:
                 self.watch_ = self.cockpit.watch(
                     self.run_id, console=True, tail_lines=TAIL_LINES, series=True
@@ -194,6 +192,9 @@ class RunScreen(Screen[None]):
             self.post_message(ServiceFailed(str(exc)))
             return
         self.post_message(RunWatched(update, loss, lr))
+        if self._wake is None:  # after the first tail is on its way
+            self._wake = self.cockpit.wakeup(self.run_id)
+            self._poll_again = True  # what changed before the watch started is read at the next tick
 
     @on(RunWatched)
     def show(self, message: RunWatched) -> None:
