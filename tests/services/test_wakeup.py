@@ -38,3 +38,19 @@ def test_close_releases_a_waiter_and_a_missing_folder_means_polling(tmp_path: Pa
     assert not wake.wait(10.0)
     assert time.monotonic() - t0 < 1.0
     assert not Wakeup([tmp_path / "nope"]).watching
+
+
+def test_ignored_names_do_not_wake(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    wake = Wakeup([tmp_path / "runs"], ignore=frozenset({"console.log"}))
+    try:
+        for i in range(5):
+            with open(run / "console.log", "a") as fh:
+                fh.write(f"steps: {i}\n")
+            time.sleep(0.05)
+        assert not wake.wait(1.0)  # a live run's console lines do not wake a listing
+        (run / "run.json").write_text("{}")
+        assert wake.wait(5.0)
+    finally:
+        wake.close()

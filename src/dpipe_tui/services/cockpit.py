@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
 from dpipe_tui.runs.model import RecordError, RunRecord, RunState
-from dpipe_tui.runs.registry import AmbiguousRun, Registry, RunNotFound
+from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_LOG, AmbiguousRun, Registry, RunNotFound
 from dpipe_tui.services import runs as run_svc
 from dpipe_tui.services.errors import Refusal, RefusalCode, Remedy, RemedyAction
 from dpipe_tui.services.progress import ProgressTracker
@@ -187,11 +187,14 @@ class Cockpit:
         return run_svc.RunListing(out, listing.problems)
 
     def wakeup(self, run_id: str | None = None) -> Wakeup:
-        """A watch that wakes a polling client when the registry (or one run's folder) changes;
+        """A watch that wakes a polling client when a run's record changes or a run appears or goes
+        (the registry), or when anything of one run changes (``run_id``: its console and metrics too);
         ``close()`` it when done. Where watching is impossible its ``watching`` is False."""
         from dpipe_tui.services.wakeup import Wakeup
 
-        return Wakeup([self.registry.root if run_id is None else self.registry.run_dir(run_id)])
+        if run_id is None:
+            return Wakeup([self.registry.root], ignore=frozenset({CONSOLE_LOG, METRICS, MONITOR_LOG}))
+        return Wakeup([self.registry.run_dir(run_id)])
 
     def resolve(self, ref: str) -> str:
         """The full run id of an id or unique prefix.

@@ -11,6 +11,7 @@ yet, :attr:`Wakeup.watching` is False and the client keeps its own polling inter
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE_MS = 100
+DEBOUNCE_MS = 200
 """Changes closer together than this arrive as one wake-up."""
+
+logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
 
 
 class Wakeup:
@@ -28,15 +31,19 @@ class Wakeup:
 
     Args:
         paths: folders (watched recursively) or files; those that do not exist are skipped.
+        ignore: changes to files of these names do not wake (a listing that does not show console
+            lines ignores ``console.log`` and ``metrics.jsonl``, which a live run appends to all the
+            time; its client polls live runs on its own timer anyway).
     """
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], ignore: frozenset[str] = frozenset()) -> None:
         """Start watching in a daemon thread (nothing when no path exists)."""
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._paths = [p for p in paths if p.exists()]
         self.watching = bool(self._paths)
         """True while changes wake :meth:`wait`; False: the caller must poll on its own timer."""
+        self._ignore = ignore
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
         if self.watching:
@@ -51,9 +58,8 @@ class Wakeup:
             self._ready.set()
             for _changes in watch(
                 *self._paths,
-                watch_filter=None,
+                watch_filter=self._wanted if self._ignore else None,
                 debounce=DEBOUNCE_MS,
-                step=20,
                 stop_event=self._stop,
                 rust_timeout=1000,
                 raise_interrupt=False,
@@ -65,6 +71,9 @@ class Wakeup:
             self.watching = False
             self._ready.set()
             self._changed.set()  # a waiter learns at once that it must poll now
+
+    def _wanted(self, _change: object, path: str) -> bool:
+        return os.path.basename(path) not in self._ignore
 
     def changed(self) -> bool:
         """Whether something changed since the last call (never blocks; for a UI timer)."""

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 KEEP_LINES = 20_000
 TAIL_LINES = 400
+LIVE_POLL_S = 0.9
+"""A live run's view reads what is new this often (at the half-second tick after it)."""
 IDLE_POLL_S = 10.0
 """An ended run's view reads its files at least this often even when no file changed."""
 ZOOM_STEPS = 500
@@ -134,13 +136,17 @@ class RunScreen(Screen[None]):
             self._wake.close()
 
     def _tick(self) -> None:
-        """Twice a second, on the UI thread, no file work: poll while the run is live or queued, when
-        a file of the run changed, or every :data:`IDLE_POLL_S` seconds."""
+        """Twice a second, on the UI thread, no file work: poll a live or queued run about once a
+        second (:data:`LIVE_POLL_S`), an ended one when a file of the run changed or every
+        :data:`IDLE_POLL_S` seconds, and at once when a redraw was asked for (resize, zoom)."""
         wake, record = self._wake, self.record
-        live = record is None or record.state.is_live or record.state.value == "queued"
-        stale = time.monotonic() - self._last_poll >= IDLE_POLL_S
-        again = self._poll_again
-        if wake is None or not wake.watching or live or again or wake.changed() or stale:
+        since = time.monotonic() - self._last_poll
+        if self._poll_again:
+            self.poll()
+        elif record is None or record.state.is_live or record.state.value == "queued":
+            if since >= LIVE_POLL_S:
+                self.poll()
+        elif wake is None or not wake.watching or wake.changed() or since >= IDLE_POLL_S:
             self.poll()
 
     def on_resize(self) -> None:
@@ -192,7 +198,10 @@ class RunScreen(Screen[None]):
             self.post_message(ServiceFailed(str(exc)))
             return
         self.post_message(RunWatched(update, loss, lr))
-        if self._wake is None:  # after the first tail is on its way
+        state = update.record.state
+        if self._wake is None and not state.is_live and state.value != "queued":
+            # An ended run's view sleeps until one of its files changes (a resume, a late write); a
+            # live run is read every second anyway, and its console would wake the watch constantly.
             self._wake = self.cockpit.wakeup(self.run_id)
             self._poll_again = True  # what changed before the watch started is read at the next tick
 
