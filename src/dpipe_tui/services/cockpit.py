@@ -136,6 +136,11 @@ class Cockpit:
 
         return profile_svc.list_profiles(folders if folders is not None else self.profile_dirs)
 
+    @staticmethod
+    def is_profile(path: str | Path) -> bool:
+        """Whether ``path`` is still a file (a recent run's profile may have been moved or deleted)."""
+        return Path(path).is_file()
+
     def recipes(self) -> list[profile_svc.Recipe]:
         """The recipes a new profile can start from."""
         from dpipe_tui.services import profiles as profile_svc

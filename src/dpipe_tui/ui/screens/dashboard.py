@@ -126,6 +126,7 @@ class DashboardScreen(Screen[None]):
         self._last_poll = 0.0
         self._poll_lock = threading.Lock()
         self._relist = False
+        self._bell_on = True
 
     def compose(self) -> ComposeResult:
         """Title line, filter (hidden until ``/``), runs, GPUs, footer."""
@@ -195,12 +196,20 @@ class DashboardScreen(Screen[None]):
         self._last_poll = time.monotonic()
         self._relist = False
         try:
+            self._bell_on = self._read_bell()
             self.post_message(RunsRefreshed(self.cockpit.runs(progress=True)))
         except Exception as exc:  # shown, never fatal: the next poll tries again
             self.post_message(ServiceFailed(str(exc)))
         if self._wake is None:  # after the first listing is on its way (the first paint comes first)
             self._wake = self.cockpit.wakeup()
             self._relist = True  # what changed before the watch started is listed at the next tick
+
+    def _read_bell(self) -> bool:
+        """``bell`` of ``[notify]`` (read here, in the worker: the settings file may have changed)."""
+        try:
+            return bool(self.cockpit.settings().notify.bell)
+        except Exception:  # a broken settings file is reported elsewhere; ring by default
+            return True
 
     @work(thread=True, exclusive=True, group="gpus", exit_on_error=False)
     def poll_gpus(self) -> None:
@@ -249,11 +258,7 @@ class DashboardScreen(Screen[None]):
         self._states = states
 
     def _bell(self) -> bool:
-        try:
-            notify = getattr(self.cockpit.settings(), "notify", None)
-        except Exception:
-            return True
-        return bool(getattr(notify, "bell", True))
+        return self._bell_on
 
     def _render_rows(self) -> None:
         now = self.cockpit.clock()

@@ -108,7 +108,10 @@ class NewRunScreen(Screen[None]):
         """The profile library and the profiles of recent runs."""
         try:
             found = [p for p in self.cockpit.profiles() if p.kind == "main"]
-            recent = [s.record.profile_path for s in reversed(self.cockpit.runs().runs)]
+            seen: dict[str, None] = dict.fromkeys(
+                s.record.profile_path for s in reversed(self.cockpit.runs().runs)
+            )
+            recent = [path for path in list(seen)[:20] if self.cockpit.is_profile(path)]
         except Refusal as exc:
             self.post_message(ServiceFailed(exc.message))
             return
@@ -120,7 +123,7 @@ class NewRunScreen(Screen[None]):
         options: list[Option] = []
         seen: set[str] = set()
         for path_text in recent:
-            if path_text not in seen and Path(path_text).is_file():
+            if path_text not in seen:
                 seen.add(path_text)
                 self.paths[path_text] = Path(path_text)
                 options.append(Option(f"↺ {Path(path_text).stem}  (recent)", id=path_text))

@@ -329,12 +329,16 @@ class RunScreen(Screen[None]):
 
     def action_profile(self) -> None:
         """The profile the run trains from (its frozen copy), read-only."""
+        self._open_profile()
+
+    @work(thread=True, exclusive=True, group="profile", exit_on_error=False)
+    def _open_profile(self) -> None:
         try:
             path, text = self.cockpit.frozen_profile(self.run_id)
         except Refusal as exc:
-            self.notify(exc.message, severity="warning")
+            self.post_message(ServiceFailed(exc.message))
             return
-        self.app.push_screen(TextViewModal(str(path), text))
+        self.app.call_from_thread(self.app.push_screen, TextViewModal(str(path), text))
 
     def action_zoom(self) -> None:
         """Whole run / last steps."""
