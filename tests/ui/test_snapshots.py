@@ -193,3 +193,20 @@ def test_new_run(snap_compare: Any, home: Path, size: tuple[int, int], tmp_path:
         await pilot.pause(0.3)
 
     assert snap_compare(DpipeApp(cockpit), terminal_size=size, run_before=ready)
+
+
+def test_run_view_no_color(snap_compare: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR: the run view of a failed run, glyph and words over colour."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = DpipeApp(frozen_home(home), open_run="20261201-1100-flux-style-bb02")
+    assert app.no_color
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_run_ready)
+
+
+def test_dashboard_no_color(snap_compare: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR: states read by glyph and word, failures bold (this screen crashed in Textual's
+    monochrome filter on the table's unstyled blank lines before)."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = DpipeApp(frozen_home(home))
+    assert app.no_color
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_dashboard_ready)

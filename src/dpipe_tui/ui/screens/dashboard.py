@@ -72,8 +72,9 @@ def sort_key(mode: str, status: RunStatus) -> tuple[object, ...]:
     return (group, -(r.ended_at or r.created_at or 0.0), r.id)
 
 
-def run_row(status: RunStatus, now: float, *, ascii_only: bool = False) -> Row:
-    """The dashboard row of one run (all text from :mod:`dpipe_tui.present`)."""
+def run_row(status: RunStatus, now: float, *, ascii_only: bool = False, no_color: bool = False) -> Row:
+    """The dashboard row of one run (all text from :mod:`dpipe_tui.present`); under ``NO_COLOR`` the
+    state is told by its glyph and word, and failures are bold (a red turned grey would fade away)."""
     r, p = status.record, status.progress
     live = r.state.is_live
     state = present.state_label(r.state.value, ascii_only=ascii_only)
@@ -98,6 +99,8 @@ def run_row(status: RunStatus, now: float, *, ascii_only: bool = False) -> Row:
         r.engine,
         r.profile_stem,
     )
+    if no_color:
+        return Row(r.id, cells, "", "bold" if r.state.value in ("failed", "lost") else "")
     return Row(r.id, cells, "" if live else "dim", present.state_style(r.state.value))
 
 
@@ -265,7 +268,7 @@ class DashboardScreen(Screen[None]):
         shown = [s for s in self.statuses if self._matches(s)]
         shown.sort(key=lambda s: sort_key(self.sort_mode, s))
         self.query_one("#runs", LineTable).set_rows(
-            [run_row(s, now, ascii_only=self.ascii_only) for s in shown]
+            [run_row(s, now, ascii_only=self.ascii_only, no_color=self.app.no_color) for s in shown]
         )
         live = sum(s.record.state.is_live for s in self.statuses)
         queued = sum(s.queue_position is not None for s in self.statuses)

@@ -44,6 +44,8 @@ KEEP_LINES = 20_000
 TAIL_LINES = 400
 LIVE_POLL_S = 0.9
 """A live run's view reads what is new this often (at the half-second tick after it)."""
+CHART_EVERY_S = 2.5
+"""A live run's charts are redrawn at most this often (size and zoom changes redraw at once)."""
 IDLE_POLL_S = 10.0
 """An ended run's view reads its files at least this often even when no file changed."""
 ZOOM_STEPS = 500
@@ -106,6 +108,8 @@ class RunScreen(Screen[None]):
         self._last_poll = 0.0
         self._poll_lock = threading.Lock()
         self._poll_again = False
+        self._drawn_at = 0.0
+        self._chart_due = False
         self._head_markup = ""
         self.loss_chart = ChartView("loss", ascii_only=ascii_only, id="loss-chart")
         self.lr_chart = ChartView("lr", ascii_only=ascii_only, id="lr-chart")
@@ -189,11 +193,16 @@ class RunScreen(Screen[None]):
             key = (lw, lh, rw, rh, self.zoom)
             loss: Chart | None = None
             lr: Chart | None = None
-            if update.events or key != self._drawn:  # redraw only when there is something new
+            now = time.monotonic()
+            self._chart_due = self._chart_due or bool(update.events)
+            # Redraw when the size or zoom changed, or when new events came and the last drawing is
+            # CHART_EVERY_S old: a live chart moves by a pixel column every few steps, and Textual's
+            # repaint of the charts is most of the run view's CPU while following (py-spy).
+            if key != self._drawn or (self._chart_due and now - self._drawn_at >= CHART_EVERY_S):
                 names = ["loss", "loss_smooth", *(f"eval:{n}" for n in watch.eval_names())]
                 loss = watch.draw(names, lw, lh, last_steps=self.zoom, ascii_only=self.ascii_only)
                 lr = watch.draw(["lr"], rw, rh, last_steps=self.zoom, ascii_only=self.ascii_only)
-                self._drawn = key
+                self._drawn, self._drawn_at, self._chart_due = key, now, False
         except Exception as exc:  # a vanished run or an unreadable file: say so, keep the screen
             self.post_message(ServiceFailed(str(exc)))
             return
@@ -240,7 +249,8 @@ class RunScreen(Screen[None]):
         phase = r.phase or "-"
         gpus = ("cpu " if r.cpu else "gpu ") + ",".join(map(str, r.gpus))
         text = f"{label}  {r.id}  phase {phase}  {r.engine}  {gpus}  attempt {r.attempt}"
-        markup = f"[{present.state_style(r.state.value)}]{_escape(text)}[/]"
+        style = "bold" if self.app.no_color else present.state_style(r.state.value)  # a grey red fades
+        markup = f"[{style}]{_escape(text)}[/]"
         if markup != self._head_markup:
             self._head_markup = markup
             self.query_one("#run-head", Static).update(markup)

@@ -244,7 +244,7 @@ class LineTable(ScrollView, can_focus=True):
             text = self.empty if y == 1 else ""
             return Strip([Segment(shorten(text, width).ljust(width), Style(dim=True))], width)
         if index >= len(self.rows):
-            return Strip.blank(width)
+            return Strip.blank(width, self.rich_style)  # styled: NO_COLOR's monochrome filter needs a style
         cached = self._strips.get(index)
         if cached is not None:
             return cached
