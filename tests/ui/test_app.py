@@ -346,3 +346,45 @@ async def test_an_idle_dashboard_sleeps_until_the_registry_changes(
         await until(pilot, lambda: live.id in {r.key for r in table(app).rows}, 8)
         assert time.monotonic() - t0 < 5.0  # woken by the file watch, not the ten-second idle poll
         cockpit.request_stop(live.id, now=True)
+
+
+async def test_run_view_search_filter_zoom_and_frozen_profile(home: Path) -> None:
+    from dataclasses import replace
+
+    from dpipe_tui.runs.registry import Registry
+    from dpipe_tui.ui.modals.text_view import TextViewModal
+    from tests.ui.test_snapshots import frozen_home
+
+    cockpit = frozen_home(home)
+    run_id = "20261201-0900-chroma-e6ai-512-aa01"
+    registry = Registry(home)
+    frozen = registry.run_dir(run_id) / "profile.toml"
+    frozen.write_text('output_dir = "/out"\n[model]\ntype = "chroma"\n')
+    registry.update(run_id, lambda r: replace(r, config_path=str(frozen)))
+    app = DpipeApp(cockpit, open_run=run_id)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, RunScreen))
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        log = screen.query_one("#log", Log)
+        await until(pilot, lambda: log.line_count == 8)  # 7 step lines and a warning
+        await pilot.press("slash", *"steps: 39", "enter")
+        assert len(screen.matches) == 6  # steps 394..399
+        assert screen.match_index == 5  # the newest match first
+        await pilot.press("N")
+        assert screen.match_index == 4
+        await pilot.press("n", "n")
+        assert screen.match_index == 0  # wraps around
+        await pilot.press("w")
+        assert list(log.lines) == ["WARNING: a warning line"]
+        await pilot.press("w")
+        assert log.line_count == 8
+        chart = screen.query_one("#loss-chart")
+        await pilot.press("z")
+        await until(pilot, lambda: "last 500 steps" in str(chart.render()))
+        await pilot.press("z")
+        await until(pilot, lambda: "whole run" in str(chart.render()))
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, TextViewModal))
+        await pilot.press("escape")
+        assert app.screen is screen
