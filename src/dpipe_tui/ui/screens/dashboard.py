@@ -48,6 +48,8 @@ RUN_COLUMNS = (
 
 IDLE_POLL_S = 10.0
 """With no live or queued run, the registry is listed at least this often even if no file changed."""
+WATCH_RETRY_S = 30.0
+"""How often a dashboard that cannot watch the registry (no runs folder yet) tries again."""
 BACKGROUND_POLL_S = 5.0
 """Under another screen, the dashboard lists this often (notifications of ended runs)."""
 
@@ -130,6 +132,7 @@ class DashboardScreen(Screen[None]):
         self._poll_lock = threading.Lock()
         self._relist = False
         self._bell_on = True
+        self._watch_tried = 0.0
 
     def compose(self) -> ComposeResult:
         """Title line, filter (hidden until ``/``), runs, GPUs, footer."""
@@ -203,7 +206,11 @@ class DashboardScreen(Screen[None]):
             self.post_message(RunsRefreshed(self.cockpit.runs(progress=True)))
         except Exception as exc:  # shown, never fatal: the next poll tries again
             self.post_message(ServiceFailed(str(exc)))
-        if self._wake is None:  # after the first listing is on its way (the first paint comes first)
+        # The watch starts after the first listing is on its way (the first paint comes first), and is
+        # tried again every WATCH_RETRY_S while it cannot watch (a new home has no runs folder yet).
+        wake, now = self._wake, time.monotonic()
+        if wake is None or (not wake.watching and now - self._watch_tried >= WATCH_RETRY_S):
+            self._watch_tried = now
             self._wake = self.cockpit.wakeup()
             self._relist = True  # what changed before the watch started is listed at the next tick
 
