@@ -189,6 +189,9 @@ async def test_new_run_validates_then_launches_the_demo_and_follows_it(
         )
         assert run_view.record is not None
         assert run_view.record.model_type == "chroma"  # the dashboard's MODEL column
+        last = f"–{run_view.record.last_step}"  # the chart shows the run's end (no live throttle then)
+        chart = run_view.query_one("#loss-chart")
+        await until(pilot, lambda: last in str(chart.render()), 5)
 
 
 async def test_palette_reaches_actions_and_runs_by_name(

@@ -198,7 +198,9 @@ class RunScreen(Screen[None]):
             # Redraw when the size or zoom changed, or when new events came and the last drawing is
             # CHART_EVERY_S old: a live chart moves by a pixel column every few steps, and Textual's
             # repaint of the charts is most of the run view's CPU while following (py-spy).
-            if key != self._drawn or (self._chart_due and now - self._drawn_at >= CHART_EVERY_S):
+            # An ended run's last events are drawn at once.
+            throttled = update.record.state.is_live and now - self._drawn_at < CHART_EVERY_S
+            if key != self._drawn or (self._chart_due and not throttled):
                 names = ["loss", "loss_smooth", *(f"eval:{n}" for n in watch.eval_names())]
                 loss = watch.draw(names, lw, lh, last_steps=self.zoom, ascii_only=self.ascii_only)
                 lr = watch.draw(["lr"], rw, rh, last_steps=self.zoom, ascii_only=self.ascii_only)
