@@ -151,3 +151,14 @@ def state_label(state: str, *, ascii_only: bool = False) -> str:
 def state_style(state: str) -> str:
     """The state's colour name."""
     return STYLES.get(state, "white")
+
+
+ENDED_STATES = frozenset({"completed", "failed", "stopped", "lost"})
+
+
+def phase_text(state: str, phase: str | None) -> str:
+    """What a run is doing: its phase while it lives; once it ended, its outcome (a failed run's last
+    phase, ``training`` or ``checkpointing``, would read as if it were still at it)."""
+    if state in ENDED_STATES:
+        return state
+    return phase or "-"

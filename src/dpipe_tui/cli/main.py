@@ -6,6 +6,7 @@ inside the command function, so ``dpipe-tui --help`` and the TUI start fast and 
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
@@ -61,5 +62,11 @@ _register_commands()
 
 
 def main() -> None:
-    """Run the command line."""
+    """Run the command line.
+
+    A closed pipe (``dpipe-tui logs RUN | head -1``) ends the command quietly with the conventional
+    SIGPIPE status (141 in the shell), as ``cat`` or ``grep`` do: Click would print nothing and exit 1.
+    """
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     app()

@@ -135,7 +135,16 @@ def _print_table(rows: list[RunStatus]) -> None:
         loss = f"{r.last_loss:.4f}" if r.last_loss is not None else "-"
         gpus = ("cpu:" if r.cpu else "") + ",".join(map(str, r.gpus))
         table.append(
-            (r.id, _state_text(s), r.phase or "-", _step_text(r), loss, gpus, r.engine, _age(r.created_at))
+            (
+                r.id,
+                _state_text(s),
+                present.phase_text(r.state.value, r.phase),
+                _step_text(r),
+                loss,
+                gpus,
+                r.engine,
+                _age(r.created_at),
+            )
         )
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
@@ -196,7 +205,7 @@ def _print_status(s: RunStatus) -> None:
     fields = [
         ("run", r.id),
         ("state", _state_text(s)),
-        ("phase", r.phase or "-"),
+        ("phase", present.phase_text(r.state.value, r.phase)),
         ("loss", f"{r.last_loss:.4f}" if r.last_loss is not None else "-"),
         *_progress_fields(r, p),
         ("engine", f"{r.engine} (attempt {r.attempt})"),

@@ -354,7 +354,7 @@ def _refusals() -> Iterator[None]:
     except AmbiguousRun as exc:
         raise Refusal(RefusalCode.AMBIGUOUS, str(exc)) from exc
     except RunNotFound as exc:
-        raise Refusal(RefusalCode.NOT_FOUND, str(exc).strip("'\"")) from exc
+        raise Refusal(RefusalCode.NOT_FOUND, str(exc.args[0]) if exc.args else str(exc)) from exc
     except RecordError as exc:
         raise Refusal(RefusalCode.UNREADABLE, str(exc)) from exc
     except SettingsError as exc:
