@@ -10,6 +10,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
+
 from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import Registry
 
@@ -73,3 +75,44 @@ def test_an_ended_runs_phase_is_its_outcome(tmp_path: Path) -> None:
     )
     phase_line = next(line for line in status.stdout.splitlines() if line.strip().startswith("phase"))
     assert phase_line.split()[-1] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["run", "{profile}", "--engine", "bogus", "--detach"],
+            "--engine 'bogus': choose builtin or diffusion-pipe",
+        ),
+        (["run", "{profile}", "--gpus", "0,0", "--detach"], "GPU 0 is listed twice"),
+        (["run", "{profile}", "--gpus", "1,-1", "--detach"], "GPU ids are 0 or more"),
+        (["--home", "/proc/nope", "ls"], "--home /proc/nope: cannot create it"),
+    ],
+)
+def test_usage_errors_exit_2_and_say_why(tmp_path: Path, args: list[str], message: str) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('output_dir = "/tmp/out"\ndataset = "d.toml"\nepochs = 1\n[model]\ntype = "chroma"\n')
+    env = {**os.environ, "DPIPE_TUI_HOME": str(tmp_path / "home")}
+    argv = [a.replace("{profile}", str(profile)) for a in args]
+    result = subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stderr  # --engine bogus was 1; --home /proc/nope was 0, "no runs"
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_new_home_is_created_empty(tmp_path: Path) -> None:
+    home = tmp_path / "new" / "home"
+    result = subprocess.run([*CLI, "--home", str(home), "ls"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert home.is_dir()
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02\xff" * 100, b"hello\nworld\n"])
+def test_metrics_on_a_file_without_training_lines_says_so(tmp_path: Path, content: bytes) -> None:
+    log = tmp_path / "x.log"
+    log.write_bytes(content)
+    env = {**os.environ, "DPIPE_TUI_HOME": str(tmp_path / "home")}
+    result = subprocess.run([*CLI, "metrics", str(log)], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 1  # was 0 with an empty summary
+    assert "no training lines" in result.stderr
+    assert result.stdout == ""

@@ -42,7 +42,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def apply_home(home: str | None) -> None:
     """Make ``--home`` the home for this process and the processes it starts."""
     if home:
-        os.environ[paths.HOME_ENV] = str(paths.home(home))
+        resolved = paths.home(home)
+        if not resolved.is_dir():
+            try:  # an empty new home is fine; one that cannot exist is an error, not "no runs"
+                resolved.mkdir(parents=True, mode=0o700)
+            except OSError as exc:
+                fail(f"--home {home}: cannot create it ({exc.strerror or exc})", ExitCode.USAGE)
+        os.environ[paths.HOME_ENV] = str(resolved)
 
 
 def fail(message: str, code: ExitCode = ExitCode.FAILED) -> NoReturn:

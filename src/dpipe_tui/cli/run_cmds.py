@@ -101,9 +101,26 @@ def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
         common.fail(
             f"--gpus must be a comma-separated list of ids, e.g. 0,1 (got {text!r})", common.ExitCode.USAGE
         )
-    if not gpus or len(set(gpus)) != len(gpus) or min(gpus) < 0:
-        common.fail(f"--gpus: invalid GPU list {text!r}", common.ExitCode.USAGE)
+    why = (
+        "it names no GPU"
+        if not gpus
+        else "GPU ids are 0 or more"
+        if min(gpus) < 0
+        else f"GPU {next(g for g in gpus if gpus.count(g) > 1)} is listed twice"
+        if len(set(gpus)) != len(gpus)
+        else None
+    )
+    if why:
+        common.fail(f"--gpus {text!r}: {why} (e.g. --gpus 0,1)", common.ExitCode.USAGE)
     return gpus
+
+
+def _check_engine(engine: str | None) -> None:
+    """``--engine`` is a usage error when it names no engine (exit 2, like every bad flag)."""
+    from dpipe_tui.settings import ENGINES
+
+    if engine is not None and engine not in ENGINES:
+        common.fail(f"--engine {engine!r}: choose {' or '.join(ENGINES)}", common.ExitCode.USAGE)
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -266,6 +283,7 @@ def run(
     from dpipe_tui.services.errors import Refusal
     from dpipe_tui.services.runs import LaunchRequest
 
+    _check_engine(engine)
     cockpit = _cockpit(home)
     request = LaunchRequest(
         profile=profile,

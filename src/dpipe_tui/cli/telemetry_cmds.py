@@ -40,7 +40,8 @@ def metrics(
 
     A registry run (id, prefix or folder) is read from its metrics.jsonl, which also holds the
     TensorBoard eval and epoch losses; without one, and for a log FILE, the console log is parsed.
-    Exit codes: 0, 1 when the summary shows a failed run, 3 nothing found.
+    Exit codes: 0, 1 when the summary shows a failed run or a log has no training lines, 3 nothing
+    found.
     """
     from dpipe_tui.services import sources, summaries
 
@@ -56,6 +57,11 @@ def metrics(
             out.write("\n")
         return
     result = summaries.summarize_source(source)
+    if result.empty and result.source != "metrics.jsonl":  # a run that has not printed yet is fine
+        common.fail(
+            f"{result.log}: no training lines in it (diffusion-pipe's console, e.g. 'steps: 1 loss: 0.5')",
+            common.ExitCode.FAILED,
+        )
     if json_out:
         print(json.dumps(result.to_dict(), default=str))
         return

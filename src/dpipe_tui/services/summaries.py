@@ -74,6 +74,22 @@ class MetricsSummary:
     """Last loss of each eval dataset, from TensorBoard."""
     eval_step: int | None = None
 
+    @property
+    def empty(self) -> bool:
+        """Nothing of a training run was recognised (an empty, binary or unrelated file)."""
+        return not (
+            self.steps_seen
+            or self.last_step is not None
+            or self.epoch is not None
+            or self.saves
+            or self.checkpoints
+            or self.completed
+            or self.exit_code is not None
+            or self.failure is not None
+            or self.warnings
+            or self.eval_loss
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         out: dict[str, Any] = {k: getattr(self, k) for k in self.__slots__ if k != "failure"}
