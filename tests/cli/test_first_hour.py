@@ -116,3 +116,17 @@ def test_metrics_on_a_file_without_training_lines_says_so(tmp_path: Path, conten
     assert result.returncode == 1  # was 0 with an empty summary
     assert "no training lines" in result.stderr
     assert result.stdout == ""
+
+
+def test_validate_says_each_thing_once(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text('[model]\ntype = "chroma"\ndiffusers_path = "/path/to/chroma"\n')
+    env = {**os.environ, "DPIPE_TUI_HOME": str(tmp_path / "home")}
+    out = subprocess.run([*CLI, "validate", str(empty), str(wrong)], capture_output=True, text=True, env=env)
+    text = out.stdout + out.stderr
+    model_lines = [line for line in text.splitlines() if str(empty) in line and "model" in line]
+    assert len(model_lines) == 1, model_lines  # the missing [model] was reported twice
+    path_line = next(line for line in text.splitlines() if "/path/to/chroma" in line)
+    assert path_line.count("model.diffusers_path") == 1, path_line  # the key was repeated in the message

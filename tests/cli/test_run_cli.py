@@ -261,3 +261,15 @@ def test_logs_follow_prints_until_the_run_ends(
     assert "TRAINING COMPLETE!" in lines
     steps = [int(line.split()[1]) for line in lines if line.startswith("steps: ")]
     assert steps == list(range(steps[0], 31))  # no line lost or repeated between tail and follow
+
+
+def test_stop_says_the_outcome_once(cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]) -> None:
+    profile = dp_profile("long", steps=5000, step_time=0.05, checkpoint_every=10)
+    proc = cli(cli_home, checkout, "run", str(profile), "--engine", "diffusion-pipe", "--detach")
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip()
+    wait_for(lambda: (_state(cli_home, checkout, run_id).get("last_step") or 0) >= 2)
+    stopped = cli(cli_home, checkout, "stop", run_id)
+    assert stopped.returncode == 0, stopped.stderr
+    last = stopped.stdout.strip().splitlines()[-1]
+    assert last == f"run {run_id}: stopped (checkpoint saved (save_quit))"  # was "stopped (stopped; …)"

@@ -543,7 +543,9 @@ def stop(
     except KeyboardInterrupt:
         _say(f"stopped following; the stop of {run_ref} goes on (dpipe-tui status {run_ref})")
         raise typer.Exit(int(common.ExitCode.INTERRUPTED)) from None
-    print(f"run {result.record.id}: {result.record.state.value} ({result.message})")
+    state = result.record.state.value
+    detail = result.message.removeprefix(f"{state}; ")  # "stopped (checkpoint saved …)", said once
+    print(f"run {result.record.id}: {state} ({detail})")
     if result.leftovers:
         raise typer.Exit(int(common.ExitCode.FAILED))
 

@@ -175,6 +175,7 @@ def _check_model(ctx: Context, data: Mapping[str, Any]) -> None:
         ctx.error(
             (), "the [model] table is missing", code="missing-key", fix="add [model] with type and dtype"
         )
+        ctx.claimed.add(("model",))  # the schema's "model: required key is missing" would repeat it
         return
     if not isinstance(model, Mapping):
         return

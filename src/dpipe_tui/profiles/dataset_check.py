@@ -74,7 +74,7 @@ def check_dataset(
                             base_dir,
                             demo=demo,
                             kind=kind,
-                            what=f"directory[{i}].{key}",
+                            what="folder" if kind == "dir" else "path",  # the key is the finding's own
                         )
     elif "directory" in data:
         ctx.error(("directory",), "directory must be an array of tables ([[directory]])", code="type")

@@ -78,7 +78,7 @@ def check_main_paths(ctx: Context, data: Mapping[str, Any], base_dir: Path, *, d
             if cls is not None and key not in cls.model_fields:
                 continue  # an unknown key: reported as such, never read by the trainer
             if key.endswith("_path") or key in MODEL_PATH_KEYS:
-                check_path(ctx, ("model", key), value, base_dir, demo=demo, what=f"model.{key}")
+                check_path(ctx, ("model", key), value, base_dir, demo=demo)  # "path …": the key leads
         for i, entry in enumerate(_list(model.get("text_encoders"))):
             if isinstance(entry, Mapping):
                 check_path(
