@@ -130,3 +130,20 @@ def test_validate_says_each_thing_once(tmp_path: Path) -> None:
     assert len(model_lines) == 1, model_lines  # the missing [model] was reported twice
     path_line = next(line for line in text.splitlines() if "/path/to/chroma" in line)
     assert path_line.count("model.diffusers_path") == 1, path_line  # the key was repeated in the message
+
+
+def test_new_writes_into_the_current_folder_and_says_where(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "DPIPE_TUI_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [*CLI, "new", "--recipe", "chroma", "mine"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (work / "mine.toml").is_file()  # it went into the checkout's profiles/ before
+    assert f"created {work / 'mine.toml'}" in result.stdout

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path  # noqa: TC003  # typer reads the annotations at runtime
+from pathlib import Path  # typer reads the annotations at runtime
 from typing import Annotated
 
 import typer
@@ -29,10 +29,9 @@ def validate(
 
     Exit codes: 0 no error (warnings allowed), 1 an error was found, 2 usage error.
     """
-    from dpipe_tui import paths
-    from dpipe_tui.services.profiles import validate_files
+    from dpipe_tui.services.cockpit import Cockpit
 
-    run = validate_files(list(files), check_paths=not no_paths, gpu_count=gpus, home=paths.home())
+    run = Cockpit().validate(list(files), check_paths=not no_paths, gpu_count=gpus)
     if as_json:
         print(json.dumps([f.to_json() for f in run.findings], indent=2))
     else:
@@ -57,19 +56,21 @@ def new(
     name: Annotated[str, typer.Argument(help="Profile name (letters, digits, . _ -).")],
     recipe: Annotated[str, typer.Option("--recipe", help="Recipe (model family), e.g. chroma, flux, wan.")],
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="Destination folder (default: the profiles/ folder).")
+        Path | None, typer.Option("--dir", help="Destination folder (default: the current folder).")
     ] = None,
 ) -> None:
     """Create NAME.toml and NAME.dataset.toml from a recipe (never overwrites).
 
     Exit codes: 0 created, 1 a file already exists (or cannot be written), 2 bad name or unknown recipe.
     """
-    from dpipe_tui.services.profiles import LibraryError, new_profile
+    from dpipe_tui.services.cockpit import Cockpit
+    from dpipe_tui.services.errors import Refusal, RefusalCode
 
-    try:
-        created = new_profile(recipe, name, directory)
-    except LibraryError as exc:
-        common.fail(str(exc), common.ExitCode.USAGE if exc.usage else common.ExitCode.FAILED)
+    try:  # into the current folder unless --dir says otherwise (not the checkout's profiles/)
+        created = Cockpit().new_profile(recipe, name, directory or Path.cwd())
+    except Refusal as exc:
+        usage = exc.code is RefusalCode.NOT_FOUND  # an unknown recipe or a bad name
+        common.fail(exc.message, common.ExitCode.USAGE if usage else common.ExitCode.FAILED)
     print(f"created {created.main}")
     print(f"created {created.dataset}")
     print("next: replace the /path/to/... placeholders, then run: dpipe-tui validate " + str(created.main))
