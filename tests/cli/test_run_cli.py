@@ -273,3 +273,16 @@ def test_stop_says_the_outcome_once(cli_home: Path, checkout: Path, dp_profile: 
     assert stopped.returncode == 0, stopped.stderr
     last = stopped.stdout.strip().splitlines()[-1]
     assert last == f"run {run_id}: stopped (checkpoint saved (save_quit))"  # was "stopped (stopped; …)"
+
+
+def test_follow_attaches_to_a_detached_run_until_it_ends(
+    cli_home: Path, checkout: Path, dp_profile: Callable[..., Path]
+) -> None:
+    profile = dp_profile("later", steps=40, step_time=0.05)
+    proc = cli(cli_home, checkout, "run", str(profile), "--engine", "diffusion-pipe", "--detach")
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip()
+    followed = cli(cli_home, checkout, "follow", run_id[:16])
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.strip().splitlines()[-1] == f"run {run_id}: completed"
+    assert cli(cli_home, checkout, "follow", "nosuchrun").returncode == 3

@@ -340,8 +340,8 @@ def _follow(cockpit: Cockpit, run_id: str) -> int:
     except KeyboardInterrupt:
         view.close()
         print(
-            f"\ndetached; run {run_id} goes on. Follow: dpipe-tui logs -f {run_id}   "
-            f"Status: dpipe-tui status {run_id}   Stop: dpipe-tui stop {run_id}",
+            f"\ndetached; run {run_id} goes on. Follow again: dpipe-tui follow {run_id}   "
+            f"Stop: dpipe-tui stop {run_id}",
             file=sys.stderr,
         )
         return int(common.ExitCode.INTERRUPTED)
@@ -586,6 +586,25 @@ def resume(
     raise typer.Exit(_follow(cockpit, r.id))
 
 
+def follow(
+    run_ref: RunArg,
+    tui: Annotated[bool, typer.Option("--tui", help="Follow in the TUI's run view (on a terminal).")] = False,
+    home: common.HomeOption = None,
+) -> None:
+    """Follow a run's progress again (as `run` does), e.g. after Ctrl-C detached `run`.
+
+    Exit codes: 0 completed or stopped cleanly, 1 failed, 3 not found, 130 Ctrl-C (the run goes on).
+    """
+    cockpit = _cockpit(home)
+    run_id = _service(lambda: cockpit.resolve(run_ref))
+    if tui and sys.stdin.isatty() and sys.stdout.isatty():
+        from dpipe_tui.cli.tui_cmds import open_tui
+
+        open_tui(open_run=run_id)
+        raise typer.Exit(0)
+    raise typer.Exit(_follow(cockpit, run_id))
+
+
 def rm(run_ref: RunArg, home: common.HomeOption = None) -> None:
     """Delete a run's registry folder (not the engine's output); refuses on a live or queued run."""
     cockpit = _cockpit(home)
@@ -603,6 +622,7 @@ def register(app: typer.Typer) -> None:
         ("stop", stop),
         ("save", save),
         ("resume", resume),
+        ("follow", follow),
         ("rm", rm),
     ):
         app.command(name)(fn)
