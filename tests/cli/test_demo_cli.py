@@ -51,6 +51,8 @@ def test_tiny_demo_trains_to_completion_with_falling_loss(tmp_path: Path, cli_ho
     console = registry.console_log(run_id).read_text()
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + console[-3000:]
     assert f"run {run_id}: completed" in proc.stdout
+    saved = next(line for line in proc.stdout.splitlines() if line.startswith("saved: "))
+    assert "/epoch50/adapter_model.safetensors (" in saved  # where the result is, with its size
     record = registry.load(run_id)
     assert record.state is RunState.COMPLETED
     assert record.last_step == record.total_steps == 300

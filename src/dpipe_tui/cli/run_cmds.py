@@ -229,6 +229,12 @@ def _print_status(s: RunStatus) -> None:
         ("gpus", ("cpu slots " if r.cpu else "") + ",".join(map(str, r.gpus))),
         ("profile", r.profile_path),
         ("run folder", r.engine_run_dir or "-"),
+        (
+            "last save",
+            "-"
+            if s.saved_model is None
+            else f"{s.saved_model.path} ({present.size(s.saved_model.size)}, {s.saved_model.name})",
+        ),
         ("peak VRAM", f"{r.peak_vram_bytes / 2**30:.1f} GiB" if r.peak_vram_bytes else "-"),
         (
             "pid",
@@ -352,9 +358,23 @@ def _follow(cockpit: Cockpit, run_id: str) -> int:
         + (f" — {r.failure_class}: {r.failure_message}" if r.failure_class else "")
         + (f"\nhint: {r.failure_hint}" if r.failure_hint and r.state is not RunState.COMPLETED else "")
     )
+    saved = _saved_text(cockpit, run_id)
+    if saved:
+        print(f"saved: {saved}")
     if r.state is RunState.COMPLETED or (r.state is RunState.STOPPED and not r.failure_class):
         return int(common.ExitCode.OK)
     return int(common.ExitCode.FAILED)
+
+
+def _saved_text(cockpit: Cockpit, run_id: str) -> str | None:
+    """``/out/<run>/epoch50/adapter_model.safetensors (12.3 MiB, epoch50)``: where the result is."""
+    from dpipe_tui.services.errors import Refusal
+
+    try:
+        model = cockpit.status(run_id).saved_model
+    except Refusal:
+        return None
+    return None if model is None else f"{model.path} ({present.size(model.size)}, {model.name})"
 
 
 class _Warnings:

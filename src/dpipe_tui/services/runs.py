@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
 from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, find_point, set_latest
+from dpipe_tui.checkpoints.saved import SavedModel, last_saved_model
 from dpipe_tui.runs.model import IllegalTransition, RunRecord, RunState
 from dpipe_tui.runs.registry import (
     AmbiguousRun,
@@ -118,6 +119,8 @@ class RunStatus:
     queue_position: int | None = None
     progress: ProgressSnapshot | None = None
     """Epoch/step, speed, ETA, next save/checkpoint (only :func:`status` fills it; listings don't)."""
+    saved_model: SavedModel | None = None
+    """The newest saved LoRA/model of the run (only :func:`status` fills it)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record's JSON plus liveness (for ``--json``) and progress when known."""
@@ -131,6 +134,9 @@ class RunStatus:
             from dpipe_tui.services.progress import progress_to_dict
 
             data["progress"] = progress_to_dict(self.progress)
+        if self.saved_model is not None:
+            m = self.saved_model
+            data["saved_model"] = {"name": m.name, "path": str(m.path), "size": m.size}
         return data
 
 
@@ -298,7 +304,8 @@ def status(home: Path, ref: str) -> RunStatus:
     record = reconcile(registry, registry.load(registry.resolve(ref)))
     found = _status(registry, record, registry.scan()[0])
     progress = run_progress(record, registry.metrics(record.id))
-    return dataclasses.replace(found, progress=progress)
+    saved = last_saved_model(record.engine_run_dir)
+    return dataclasses.replace(found, progress=progress, saved_model=saved)
 
 
 def read_log(home: Path, ref: str, lines: int = 50) -> tuple[list[str], int]:
