@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import time
 from pathlib import Path  # noqa: TC003  # typer reads the annotations at runtime
@@ -336,14 +337,23 @@ def _follow(cockpit: Cockpit, run_id: str) -> int:
 
     watch = _service(lambda: cockpit.watch(run_id))
     view = _TtyView() if sys.stdout.isatty() else _PlainView()
+    # Ctrl-C sets a flag the loop checks, rather than raising wherever the main thread happens to be:
+    # a KeyboardInterrupt raised inside a finaliser is swallowed, and CI once saw a follower carry on
+    # for 20 s after SIGINT. The flag cannot be lost; the loop notices it within one sleep.
+    # (A plain flag, not a threading.Event: the handler runs in the main thread, which may be holding
+    # the Event's own lock inside wait().)
+    interrupted: list[bool] = []
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: interrupted.append(True))
     try:
-        while True:
+        while not interrupted:
             update = watch.poll()
             view.show(update.record, update.progress)
             if update.ended:
                 break
             time.sleep(0.5)
-    except KeyboardInterrupt:
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
         view.close()
         print(
             f"\ndetached; run {run_id} goes on. Follow again: dpipe-tui follow {run_id}   "
