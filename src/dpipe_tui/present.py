@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dpipe_tui.runs.model import RunState
     from dpipe_tui.telemetry.progress import ProgressSnapshot
 
 GLYPHS = {
@@ -153,12 +154,7 @@ def state_style(state: str) -> str:
     return STYLES.get(state, "white")
 
 
-ENDED_STATES = frozenset({"completed", "failed", "stopped", "lost"})
-
-
-def phase_text(state: str, phase: str | None) -> str:
+def phase_text(state: RunState, phase: str | None) -> str:
     """What a run is doing: its phase while it lives; once it ended, its outcome (a failed run's last
     phase, ``training`` or ``checkpointing``, would read as if it were still at it)."""
-    if state in ENDED_STATES:
-        return state
-    return phase or "-"
+    return state.value if state.is_terminal else phase or "-"

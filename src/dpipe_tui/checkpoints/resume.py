@@ -61,18 +61,24 @@ def _complete(folder: Path) -> bool:
         return False
 
 
-def resume_points(run_folder: Path) -> list[ResumePoint]:
-    """Every ``global_stepN`` folder, by step."""
-    points: list[ResumePoint] = []
+def named_folders(
+    run_folder: Path | str, pattern: re.Pattern[str]
+) -> list[tuple[os.DirEntry[str], re.Match[str]]]:
+    """The sub-folders of ``run_folder`` whose names match ``pattern``, with the match (empty when
+    the folder cannot be read)."""
     try:
         entries = list(os.scandir(run_folder))
     except OSError:
         return []
-    for entry in entries:
-        m = _TAG.match(entry.name)
-        if m and entry.is_dir():
-            path = Path(entry.path)
-            points.append(ResumePoint(entry.name, int(m[1]), path, _complete(path)))
+    return [(e, m) for e in entries if (m := pattern.match(e.name)) and e.is_dir()]
+
+
+def resume_points(run_folder: Path) -> list[ResumePoint]:
+    """Every ``global_stepN`` folder, by step."""
+    points = [
+        ResumePoint(entry.name, int(m[1]), Path(entry.path), _complete(Path(entry.path)))
+        for entry, m in named_folders(run_folder, _TAG)
+    ]
     return sorted(points, key=lambda p: p.step)
 
 

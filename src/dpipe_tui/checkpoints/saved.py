@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dpipe_tui.checkpoints.resume import named_folders
+
 SAVE_DIR = re.compile(r"^(epoch|step)(\d+)$")
 WEIGHT_FILES = (
     "adapter_model.safetensors",
@@ -38,13 +40,7 @@ def saved_models(run_folder: Path | str | None) -> list[SavedModel]:
     if not run_folder:
         return []
     out: list[SavedModel] = []
-    try:
-        entries = list(os.scandir(run_folder))
-    except OSError:
-        return []
-    for entry in entries:
-        if not SAVE_DIR.match(entry.name) or not entry.is_dir():
-            continue
+    for entry, _m in named_folders(run_folder, SAVE_DIR):
         folder = Path(entry.path)
         weights = next((folder / n for n in WEIGHT_FILES if (folder / n).is_file()), None)
         try:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from dpipe_tui.runs.model import RunRecord
     from dpipe_tui.services.cockpit import Cockpit
     from dpipe_tui.services.errors import Refusal
-    from dpipe_tui.services.runs import RunStatus
+    from dpipe_tui.services.runs import RunStatus, SavedModel
     from dpipe_tui.services.watch import ProgressSnapshot
 
 RunArg = Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")]
@@ -102,18 +102,15 @@ def _parse_gpus(text: str | None) -> tuple[int, ...] | None:
         common.fail(
             f"--gpus must be a comma-separated list of ids, e.g. 0,1 (got {text!r})", common.ExitCode.USAGE
         )
-    why = (
-        "it names no GPU"
-        if not gpus
-        else "GPU ids are 0 or more"
-        if min(gpus) < 0
-        else f"GPU {next(g for g in gpus if gpus.count(g) > 1)} is listed twice"
-        if len(set(gpus)) != len(gpus)
-        else None
-    )
-    if why:
-        common.fail(f"--gpus {text!r}: {why} (e.g. --gpus 0,1)", common.ExitCode.USAGE)
-    return gpus
+    if not gpus:
+        why = "it names no GPU"
+    elif min(gpus) < 0:
+        why = "GPU ids are 0 or more"
+    elif len(set(gpus)) != len(gpus):
+        why = f"GPU {next(g for g in gpus if gpus.count(g) > 1)} is listed twice"
+    else:
+        return gpus
+    common.fail(f"--gpus {text!r}: {why} (e.g. --gpus 0,1)", common.ExitCode.USAGE)
 
 
 def _check_engine(engine: str | None) -> None:
@@ -156,7 +153,7 @@ def _print_table(rows: list[RunStatus]) -> None:
             (
                 r.id,
                 _state_text(s),
-                present.phase_text(r.state.value, r.phase),
+                present.phase_text(r.state, r.phase),
                 _step_text(r),
                 loss,
                 gpus,
@@ -223,19 +220,14 @@ def _print_status(s: RunStatus) -> None:
     fields = [
         ("run", r.id),
         ("state", _state_text(s)),
-        ("phase", present.phase_text(r.state.value, r.phase)),
+        ("phase", present.phase_text(r.state, r.phase)),
         ("loss", f"{r.last_loss:.4f}" if r.last_loss is not None else "-"),
         *_progress_fields(r, p),
         ("engine", f"{r.engine} (attempt {r.attempt})"),
         ("gpus", ("cpu slots " if r.cpu else "") + ",".join(map(str, r.gpus))),
         ("profile", r.profile_path),
         ("run folder", r.engine_run_dir or "-"),
-        (
-            "last save",
-            "-"
-            if s.saved_model is None
-            else f"{s.saved_model.path} ({present.size(s.saved_model.size)}, {s.saved_model.name})",
-        ),
+        ("last save", _saved_text(s.saved_model)),
         ("peak VRAM", f"{r.peak_vram_bytes / 2**30:.1f} GiB" if r.peak_vram_bytes else "-"),
         (
             "pid",
@@ -368,23 +360,17 @@ def _follow(cockpit: Cockpit, run_id: str) -> int:
         + (f" — {r.failure_class}: {r.failure_message}" if r.failure_class else "")
         + (f"\nhint: {r.failure_hint}" if r.failure_hint and r.state is not RunState.COMPLETED else "")
     )
-    saved = _saved_text(cockpit, run_id)
-    if saved:
-        print(f"saved: {saved}")
+    saved = cockpit.last_save(r)
+    if saved is not None:
+        print(f"saved: {_saved_text(saved)}")
     if r.state is RunState.COMPLETED or (r.state is RunState.STOPPED and not r.failure_class):
         return int(common.ExitCode.OK)
     return int(common.ExitCode.FAILED)
 
 
-def _saved_text(cockpit: Cockpit, run_id: str) -> str | None:
+def _saved_text(model: SavedModel | None) -> str:
     """``/out/<run>/epoch50/adapter_model.safetensors (12.3 MiB, epoch50)``: where the result is."""
-    from dpipe_tui.services.errors import Refusal
-
-    try:
-        model = cockpit.status(run_id).saved_model
-    except Refusal:
-        return None
-    return None if model is None else f"{model.path} ({present.size(model.size)}, {model.name})"
+    return "-" if model is None else f"{model.path} ({present.size(model.size)}, {model.name})"
 
 
 class _Warnings:

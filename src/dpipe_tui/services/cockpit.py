@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
+from dpipe_tui.checkpoints.saved import last_saved_model
 from dpipe_tui.runs.model import RecordError, RunRecord, RunState
 from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_LOG, AmbiguousRun, Registry, RunNotFound
 from dpipe_tui.services import runs as run_svc
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from dpipe_tui.checkpoints.resume import ResumePoint
+    from dpipe_tui.checkpoints.saved import SavedModel
     from dpipe_tui.gpu.probe import GpuProbe, GpuReport
     from dpipe_tui.profiles import ValidationReport
     from dpipe_tui.services import profiles as profile_svc
@@ -230,6 +232,11 @@ class Cockpit:
         with _refusals():
             return run_svc.read_log(self.home, ref, lines)
 
+    @staticmethod
+    def last_save(record: RunRecord) -> SavedModel | None:
+        """The newest LoRA/model ``record``'s run folder holds (names and sizes only)."""
+        return last_saved_model(record.engine_run_dir)
+
     def resume_points(self, ref: str) -> list[ResumePoint]:
         """The run's training states (``global_stepN``), newest first; complete ones can be resumed."""
         from dpipe_tui.checkpoints.resume import resume_points
@@ -266,14 +273,13 @@ class Cockpit:
         return self._probe.sample()
 
     def free_gpus(self, report: GpuReport | None = None) -> list[int] | None:
-        """GPUs that no live run of the registry holds and that nothing else fills (under
+        """GPUs that no live run of the registry holds (the queue's own view, so a launch on them is not
+        refused as busy) and that nothing else fills (under
         :data:`BUSY_MEMORY` of their memory in use); None on a machine without NVIDIA GPUs."""
         report = report if report is not None else self.gpus()
         if not report.available:
             return None
-        held = {
-            g for s in self.runs().runs if s.record.state.is_live and not s.record.cpu for g in s.record.gpus
-        }
+        held, _ports = queue.busy_slots([s.record for s in self.runs().runs])  # as the queue sees them
         free = []
         for gpu in report.gpus:
             used, total = gpu.memory_used, gpu.memory_total

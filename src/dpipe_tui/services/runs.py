@@ -13,13 +13,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
 from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, find_point, set_latest
-from dpipe_tui.checkpoints.saved import SavedModel, last_saved_model
+from dpipe_tui.checkpoints.saved import SavedModel as SavedModel  # re-exported for the front ends
+from dpipe_tui.checkpoints.saved import last_saved_model
 from dpipe_tui.runs.model import IllegalTransition, RunRecord, RunState
 from dpipe_tui.runs.registry import (
     AmbiguousRun,
@@ -37,7 +39,7 @@ from dpipe_tui.supervisor.follow import RunFollower, last_lines
 from dpipe_tui.supervisor.launch import DIFFUSION_PIPE
 from dpipe_tui.supervisor.reconcile import liveness, reconcile
 from dpipe_tui.supervisor.refreeze import ResumeRefused, monitor_running, refreeze_for_resume
-from dpipe_tui.supervisor.submit import SubmitSpec, freeze, output_dir_of, submit
+from dpipe_tui.supervisor.submit import SubmitSpec, freeze, output_dir_in, submit
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -237,7 +239,7 @@ def launch(
             remedy=Remedy(RemedyAction.QUEUE, clash[0]),
         )
         return result
-    out = output_dir_of(profile, base_dir)
+    out = output_dir_in(tomllib.loads(snapshot.read(profile)), base_dir)  # the bytes validated above
     if out is not None:
         free = preflight.free_gib(out)
         if free < settings.min_free_gib:

@@ -44,18 +44,13 @@ class Wakeup:
         self.watching = bool(self._paths)
         """True while changes wake :meth:`wait`; False: the caller must poll on its own timer."""
         self._ignore = ignore
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        if self.watching:
-            self._thread = threading.Thread(target=self._run, name="dpipe-wakeup", daemon=True)
-            self._thread.start()
-            self._ready.wait(2.0)
+        if self.watching:  # changes before the watch is in place are the caller's to read (a first poll)
+            threading.Thread(target=self._run, name="dpipe-wakeup", daemon=True).start()
 
     def _run(self) -> None:
         try:
             from watchfiles import watch
 
-            self._ready.set()
             for _changes in watch(
                 *self._paths,
                 watch_filter=self._wanted if self._ignore else None,
@@ -69,7 +64,6 @@ class Wakeup:
             log.info("file watch unavailable (%s); polling", exc)
         finally:
             self.watching = False
-            self._ready.set()
             self._changed.set()  # a waiter learns at once that it must poll now
 
     def _wanted(self, _change: object, path: str) -> bool:

@@ -12,16 +12,16 @@ import logging
 import os
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dpipe_tui.profiles.frozen import frozen_config
 from dpipe_tui.runs.model import RunRecord, new_run_id
 from dpipe_tui.supervisor.queue import SpawnMonitor, dispatch, spawn_monitor
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from dpipe_tui.runs.registry import Registry
 
@@ -79,24 +79,15 @@ def freeze(
     return Path(frozen.main)
 
 
-def _load(config: Path) -> dict[str, Any]:
-    try:
-        with open(config, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
-        return {}
-
-
-def model_type_of(config: Path) -> str | None:
-    """``[model] type`` of a (frozen) main TOML."""
-    model = _load(config).get("model")
+def _model_type(config: Mapping[str, Any]) -> str | None:
+    model = config.get("model")
     value = model.get("type") if isinstance(model, dict) else None
     return value if isinstance(value, str) and value else None
 
 
-def output_dir_of(config: Path, base_dir: Path) -> Path | None:
-    """``output_dir`` of a (frozen) main TOML, absolute."""
-    value = _load(config).get("output_dir")
+def output_dir_in(config: Mapping[str, Any], base_dir: Path) -> Path | None:
+    """``output_dir`` of a parsed main TOML, absolute (relative paths resolve against ``base_dir``)."""
+    value = config.get("output_dir")
     if not isinstance(value, str) or not value:
         return None
     path = Path(value).expanduser()
@@ -140,14 +131,15 @@ def submit(
     except BaseException:
         registry.delete(run_id)
         raise
-    out = output_dir_of(config, spec.base_dir)
+    frozen = frozen_config(config) or {}  # read once for both facts
+    out = output_dir_in(frozen, spec.base_dir)
     record = registry.update(
         run_id,
         lambda cur: _with(
             cur,
             config_path=str(config),
             output_dir=str(out) if out else None,
-            model_type=model_type_of(config),
+            model_type=_model_type(frozen),
         ),
     )
     if start:

@@ -248,7 +248,7 @@ class RunScreen(Screen[None]):
     def _head(self, update: WatchUpdate) -> None:
         r = update.record
         label = present.state_label(r.state.value, ascii_only=self.ascii_only)
-        phase = present.phase_text(r.state.value, r.phase)
+        phase = present.phase_text(r.state, r.phase)
         gpus = ("cpu " if r.cpu else "gpu ") + ",".join(map(str, r.gpus))
         text = f"{label}  {r.id}  phase {phase}  {r.engine}  {gpus}  attempt {r.attempt}"
         style = "bold" if self.app.no_color else present.state_style(r.state.value)  # a grey red fades
