@@ -8,17 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 from dpipe_tui.runs.model import RunRecord, RunState
 from dpipe_tui.runs.registry import Registry
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 CLI = [sys.executable, "-m", "dpipe_tui"]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _home_with_runs(tmp_path: Path, n: int) -> Path:
@@ -147,3 +145,65 @@ def test_new_writes_into_the_current_folder_and_says_where(tmp_path: Path) -> No
     assert result.returncode == 0, result.stderr
     assert (work / "mine.toml").is_file()  # it went into the checkout's profiles/ before
     assert f"created {work / 'mine.toml'}" in result.stdout
+
+
+def _demo_copy(tmp_path: Path) -> Path:
+    """The shipped demo profile and its dataset config, copied (their relative paths now point nowhere)."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    for name in ("tiny-demo.toml", "tiny-demo-dataset.toml"):
+        (folder / name).write_text((REPO / "profiles" / name).read_text())
+    return folder / "tiny-demo.toml"
+
+
+def _validate(tmp_path: Path, profile: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DPIPE_TUI_HOME": str(tmp_path / "home")}
+    cmd = [*CLI, "validate", str(profile)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_a_demo_profile_without_its_dataset_config_fails_validation(tmp_path: Path) -> None:
+    profile = _demo_copy(tmp_path)
+    profile.with_name("tiny-demo-dataset.toml").unlink()
+    result = _validate(tmp_path, profile)
+    assert result.returncode == 1, result.stdout  # was 0: "generated on first run" (it is not)
+    assert "dataset config" in result.stdout
+    assert "generated on first run" not in next(ln for ln in result.stdout.splitlines() if ": dataset:" in ln)
+
+
+def test_a_demo_profile_whose_images_are_still_to_be_made_has_no_plan_errors(tmp_path: Path) -> None:
+    profile = _demo_copy(tmp_path)
+    result = _validate(tmp_path, profile)
+    assert result.returncode == 0, result.stdout
+    assert "ERROR" not in result.stdout  # a plan of folders still to be made listed errors that never happen
+    assert "the demo makes its images on the first run" in result.stdout
+
+
+@pytest.mark.parametrize("make", [False, True], ids=["missing-folder", "empty-folder"])
+def test_a_plan_error_counts_and_names_its_real_cause(tmp_path: Path, make: bool) -> None:
+    profile = _demo_copy(tmp_path)
+    text = profile.read_text().replace("prepare = 'demo'", "random_init = true")
+    profile.write_text(text.replace("../.demo/models/tiny-chroma", str(tmp_path)))  # a folder that exists
+    images = tmp_path / "images"
+    if make:
+        images.mkdir()
+    dataset = profile.with_name("tiny-demo-dataset.toml")
+    dataset.write_text(dataset.read_text().replace("../.demo/datasets/shapes", str(images)))
+    result = _validate(tmp_path, profile)
+    assert result.returncode == 1, result.stdout
+    errors = [ln.strip() for ln in result.stdout.splitlines() if "ERROR:" in ln]
+    assert errors, result.stdout
+    cause = "does not exist" if not make else "had no images/videos"
+    assert cause in errors[0], errors  # the real cause first
+    assert not any("rounding down" in ln for ln in errors), errors  # not diffusion-pipe's guess
+    assert "FAILED:" in result.stdout
+
+
+def test_the_recipe_output_dir_placeholder_is_an_error(tmp_path: Path) -> None:
+    env = {**os.environ, "DPIPE_TUI_HOME": str(tmp_path / "home")}
+    subprocess.run([*CLI, "new", "--recipe", "flux", "mine"], env=env, cwd=tmp_path, check=True, timeout=60)
+    result = _validate(tmp_path, tmp_path / "mine.toml")
+    assert result.returncode == 1
+    line = next(ln for ln in result.stdout.splitlines() if ": output_dir:" in ln)
+    assert "error" in line, line
+    assert "placeholder" in line, line

@@ -45,8 +45,13 @@ def test_recipes_cover_the_families_and_validate() -> None:
 def test_chroma_e6ai_profiles(res: int) -> None:
     path = REPO / "profiles" / f"chroma-e6ai-{res}.toml"
     report = validate_file(path, check_paths=False)
-    # its dataset path is a /path/to placeholder, so the dataset config is validated on its own below
-    assert [(f.code, f.key) for f in report.findings] == [("not-validated", "dataset")]
+    assert not report.findings, [f.format() for f in report.findings]  # its own dataset file is found
+    # with paths checked, exactly the three paths the header names are left to fill in
+    checked = validate_file(path)
+    left = sorted(f.key for f in checked.findings if f.severity == "error")
+    assert left == ["directory[0].path", "model.diffusers_path", "model.transformer_path"], left
+    header = path.read_text().split("\n\n", 1)[0]
+    assert all(name in header for name in ("diffusers_path", "transformer_path", ".dataset.toml"))
     data = tomllib.loads(path.read_text())
     assert data["model"]["type"] == "chroma"
     assert data["model"]["transformer_dtype"] == "float8"
@@ -71,7 +76,9 @@ def test_chroma_e6ai_profiles(res: int) -> None:
     assert "WANDB_API_KEY" in path.read_text()
     assert data["checkpoint_every_n_minutes"] > 0
     ds_path = REPO / "profiles" / f"chroma-e6ai-{res}.dataset.toml"
-    assert data["dataset"].endswith(f"/profiles/{ds_path.name}")
+    assert data["dataset"] == ds_path.name  # resolved against the profile's folder (relative_paths)
+    assert data["dpipe_tui"]["relative_paths"] == "profile"
+    assert "/path/to" not in data["output_dir"]
     ds_report = validate_file(ds_path, check_paths=False)
     assert ds_report.kind == "dataset"
     assert not ds_report.findings, [f.format() for f in ds_report.findings]

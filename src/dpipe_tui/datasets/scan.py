@@ -162,7 +162,8 @@ class _DirectoryScanner:
     def run(self) -> DirectoryScan:
         s = self.s
         if not s.path.is_dir():
-            self._error("path", "dataset-path", f"Invalid path: {s.path} (not a directory)")
+            what = "is not a folder" if s.path.exists() else "does not exist"
+            self._error("path", "dataset-path", f"Invalid path: {s.path} {what} (diffusion-pipe stops here)")
             return self._result()
         masks = self._stems(s.mask_path, "mask_path")
         controls = self._stems(s.control_path, "control_path")

@@ -42,10 +42,13 @@ def summary_lines(plan: StepPlan) -> list[str]:
         f"  global batch {plan.global_batch_size} (D={plan.data_parallel}); "
         f"{plan.steps_per_epoch} steps/epoch; {plan.total_steps} steps total"
     )
+    causes = scan.all_errors
+    out.extend(f"  ERROR: {e}" for e in causes)  # the real cause first (a missing folder, no media, ...)
     if plan.empty and plan.message:
-        out.extend("  ERROR: " + line for line in plan.message.splitlines())
-    for e in scan.all_errors:
-        out.append(f"  ERROR: {e}")
+        if causes:  # diffusion-pipe's "probably rounding down" guess would mislead here
+            out.append("  ERROR: so the processed dataset is empty (diffusion-pipe stops before training)")
+        else:
+            out.extend("  ERROR: " + line for line in plan.message.splitlines())
     warnings = [*scan.warnings, *(w for d in scan.directories for w in d.warnings)]
     out.extend(f"  warning: {w}" for w in warnings)
     shown = [i for i in scan.issues if not i.fatal][:_MAX_ISSUES]

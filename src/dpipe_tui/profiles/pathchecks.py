@@ -69,6 +69,7 @@ def check_path(
 
 def check_main_paths(ctx: Context, data: Mapping[str, Any], base_dir: Path, *, demo: bool) -> None:
     """Model files, adapter sources and (by key) the dataset configs of a main config."""
+    _check_output_dir(ctx, data.get("output_dir"), base_dir)
     model = data.get("model")
     if isinstance(model, Mapping):
         from dpipe_tui.profiles.model_schema import MODEL_CLASSES
@@ -117,6 +118,22 @@ def check_main_paths(ctx: Context, data: Mapping[str, Any], base_dir: Path, *, d
                     kind="file",
                     what="LoRA",
                 )
+
+
+def _check_output_dir(ctx: Context, value: object, base_dir: Path) -> None:
+    """output_dir is created by the run, so only a placeholder or a file in its place is wrong."""
+    if not isinstance(value, str) or not value:
+        return
+    path = resolve(value, base_dir)
+    if "/path/to" in value:
+        ctx.error(
+            ("output_dir",),
+            f"output folder {value} is still the recipe's placeholder",
+            code="path-placeholder",
+            fix="set the folder the run folders go into (created when missing), e.g. ~/training_runs/NAME",
+        )
+    elif path.is_file():
+        ctx.error(("output_dir",), f"output folder {path} is a file", code="path-kind")
 
 
 def _check_init_from_existing(

@@ -116,6 +116,10 @@ class DpipeTuiSection(Section):
     """Builtin engine: base random seed (noise, timesteps, shuffles); resume repeats it exactly."""
     random_init: bool = False
     """Builtin engine: random transformer weights (benchmarks, demos); transformer_path unread."""
+    relative_paths: Literal["engine", "profile"] = "engine"
+    """Where relative paths resolve: 'engine' (its working directory: the diffusion-pipe checkout, or
+    this file's folder for the builtin engine) or 'profile' (this file's folder; the trainer gets
+    absolute paths)."""
 
 
 class MainConfig(Section):

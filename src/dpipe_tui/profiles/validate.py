@@ -69,13 +69,15 @@ def parse_toml(text: str, path: Path | None) -> tuple[dict[str, Any] | None, Fin
 def default_base_dir(path: Path | None, data: Mapping[str, Any] | None) -> Path:
     """Where relative paths of this profile resolve (design: the engine's working directory).
 
-    builtin engine: the profile's folder. diffusion-pipe: ``$DIFFUSION_PIPE_PATH`` (its checkout, which
-    is its cwd) when set, else the profile's folder.
+    builtin engine, or ``[dpipe_tui] relative_paths = 'profile'``: the profile's folder. diffusion-pipe:
+    ``$DIFFUSION_PIPE_PATH`` (its checkout, which is its cwd) when set, else the profile's folder.
     """
     folder = path.parent.resolve() if path is not None else Path.cwd()
     table = data.get("dpipe_tui") if isinstance(data, Mapping) else None
-    engine = table.get("engine") if isinstance(table, Mapping) else None
-    if engine != "builtin" and os.environ.get(DIFFUSION_PIPE_ENV):
+    table = table if isinstance(table, Mapping) else {}
+    if table.get("relative_paths") == "profile":
+        return folder
+    if table.get("engine") != "builtin" and os.environ.get(DIFFUSION_PIPE_ENV):
         return Path(os.environ[DIFFUSION_PIPE_ENV]).expanduser().resolve()
     return folder
 
@@ -233,8 +235,8 @@ def _validate_children(
     for key, value in children:
         child = resolve(value, base)
         if not child.is_file():
-            if check_paths:
-                check_path(ctx, key, value, base, demo=demo, kind="file", what="dataset config")
+            if check_paths:  # the demo makes the model and images, never the dataset config itself
+                check_path(ctx, key, value, base, demo=False, kind="file", what="dataset config")
             else:  # say so: silence would read as "the dataset config is fine"
                 ctx.add(
                     Severity.HINT,

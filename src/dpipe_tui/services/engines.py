@@ -2,8 +2,9 @@
 
 Why one function: ``run`` and ``validate`` must agree on the base directory of a profile's relative
 paths (the diffusion-pipe checkout for that engine, spec §1.4; the profile's folder for the builtin
-one), or a profile could validate clean and then fail at launch. Precedence: the explicit request,
-the profile's ``[dpipe_tui] engine``, the settings' ``default_engine``, then ``builtin``.
+one, or for any engine with ``[dpipe_tui] relative_paths = 'profile'``: the frozen copies hand the
+trainer absolute paths), or a profile could validate clean and then fail at launch. Precedence: the
+explicit request, the profile's ``[dpipe_tui] engine``, the settings' ``default_engine``, then ``builtin``.
 """
 
 from __future__ import annotations
@@ -67,4 +68,5 @@ def choose_engine(
     checkout = settings.diffusion_pipe_path.resolve()
     if not (checkout / "train.py").is_file():
         raise EngineError(f"{checkout} is not a diffusion-pipe checkout (no train.py)")
-    return EngineChoice(engine, checkout, checkout, resolve_deepspeed(checkout, settings.deepspeed))
+    base = profile.parent if table.get("relative_paths") == "profile" else checkout
+    return EngineChoice(engine, base, checkout, resolve_deepspeed(checkout, settings.deepspeed))

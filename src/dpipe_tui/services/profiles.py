@@ -101,6 +101,9 @@ def _summary(fv: FileValidation, gpu_count: int | None, read: ReadText | None = 
     report = fv.report
     if report.base_dir is None or report.dataset_path is None or not report.dataset_path.is_file():
         return
+    if any(f.code == "path-demo" and f.file == report.dataset_path for f in report.findings):
+        fv.summary_error = "no dataset plan yet: the demo makes its images on the first run"
+        return  # a plan of folders still to be made would only list errors that will not happen
     try:
         plan = plan_for_profile(fv.path, base_dir=report.base_dir, world_size=gpu_count or 1, read=read)
     except (PlanError, DatasetConfigError, OSError, ValueError) as exc:
