@@ -5,10 +5,10 @@ bare ``AssertionError`` when it is missing (spec §4.5), and no flag selects an 
 the supervisor checks before it launches (``latest`` exists *and* names an existing, complete
 ``global_stepN``), and resuming from an older checkpoint means rewriting ``latest``. That rewrite is
 the very last step of a resume (after every check, so a refused resume changes nothing) and is
-atomic; each old value is first appended, with a timestamp, to ``<run folder>/.supervisor/
-latest.history`` (append-only, so a second ``--from`` never loses the original). The history lives
-inside the run folder (spec §5.6 allows it), never in ``output_dir``, where any new entry would
-become the "newest run".
+atomic; each old value is first appended, with a timestamp, to a history file the caller names (the
+run's registry folder: append-only, so a second ``--from`` never loses the original). Rewriting
+``latest`` is the only write dpipe-tui makes in an engine's output: nothing is created there, where a
+new entry of ``output_dir`` would become diffusion-pipe's "newest run".
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dpipe_tui import fsutil, paths
+from dpipe_tui import fsutil
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 LATEST = "latest"
-SUPERVISOR_DIR = ".supervisor"
 LATEST_HISTORY = "latest.history"
+"""The name of the history file in a run's registry folder."""
 _TAG = re.compile(r"^global_step(\d+)$")
 
 
@@ -129,25 +129,19 @@ class LatestChange:
     history: Path
 
 
-def latest_history(run_folder: Path) -> Path:
-    """Where the old values of ``latest`` are kept (one ``<UTC time>\t<old> -> <new>`` line each)."""
-    return run_folder / SUPERVISOR_DIR / LATEST_HISTORY
+def set_latest(run_folder: Path, tag: str, history: Path, *, now: float | None = None) -> LatestChange:
+    """Point ``latest`` at ``tag`` atomically, first appending its old value to ``history``.
 
-
-def set_latest(run_folder: Path, tag: str, *, now: float | None = None) -> LatestChange:
-    """Point ``latest`` at ``tag`` atomically, first appending its old value to the history.
-
-    Call it last, after every other check of a resume has passed.
+    Call it last, after every other check of a resume has passed. ``history`` gets one
+    ``<UTC time>\t<old> -> <new>`` line per change; its folder must exist.
 
     Raises:
         NoCheckpoint: ``tag`` is not a complete checkpoint of this run folder.
     """
     point = find_point(run_folder, tag)
-    history = latest_history(run_folder)
     previous = read_latest(run_folder)
     if previous == tag:
         return LatestChange(point, None, history)
-    paths.ensure_private_dir(history.parent)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
     line = f"{stamp}\t{previous if previous is not None else '(none)'} -> {tag}\n"
     fd = os.open(history, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpipe_tui import paths
-from dpipe_tui.checkpoints.resume import NoCheckpoint, check_resumable, find_point, set_latest
+from dpipe_tui.checkpoints.resume import (
+    LATEST_HISTORY,
+    NoCheckpoint,
+    check_resumable,
+    find_point,
+    set_latest,
+)
 from dpipe_tui.checkpoints.saved import SavedModel as SavedModel  # re-exported for the front ends
 from dpipe_tui.checkpoints.saved import last_saved_model
 from dpipe_tui.runs.model import IllegalTransition, RunRecord, RunState
@@ -405,7 +411,7 @@ def _resume_locked(
         point = find_point(folder, from_tag) if from_tag else check_resumable(folder)
         warnings = refreeze_for_resume(registry, record, force=force, checkpoint=point)
         if from_tag:  # last: rewrite `latest`, its old value appended to the history first
-            change = set_latest(folder, from_tag)
+            change = set_latest(folder, from_tag, registry.run_dir(run_id) / LATEST_HISTORY)
             if change.previous is not None:
                 warnings.append(
                     f"{folder}/latest now names {from_tag} (it named {change.previous}); every earlier "
