@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -158,3 +159,97 @@ def phase_text(state: RunState, phase: str | None) -> str:
     """What a run is doing: its phase while it lives; once it ended, its outcome (a failed run's last
     phase, ``training`` or ``checkpointing``, would read as if it were still at it)."""
     return state.value if state.is_terminal else phase or "-"
+
+
+# --- the live progress line (``run`` / ``follow`` on a terminal) ------------------------------------
+#
+# Designed for 80 columns first: every field has a fixed priority, and a narrower terminal drops the
+# lowest ones whole (never a cut word); the state is never dropped or cut. From 120 columns everything
+# shows. The bar takes the room that is left, between BAR_MIN and BAR_MAX cells.
+
+BAR_MIN = 10
+BAR_MAX = 40
+FILLED = ("━", "#")
+EMPTY = ("─", "-")
+"""The bar's cells, (Unicode, ASCII)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineFacts:
+    """What the progress line says; front ends fill it from a run record and a progress snapshot."""
+
+    state: str
+    phase: str | None = None
+    step: int | None = None
+    total: int | None = None
+    elapsed_sec: float | None = None
+    eta: str = "-"
+    """From :func:`eta_text` (``measuring`` early on)."""
+    rate: str = "-"
+    loss: float | None = None
+    epoch: str = "-"
+    save_in_sec: float | None = None
+    checkpoint_in_sec: float | None = None
+    checkpoint_age_sec: float | None = None
+
+
+def _line_fields(f: LineFacts, ascii_only: bool) -> list[tuple[int, str, str]]:
+    """(keep priority: lower stays longer, style, text) in display order; the bar is ``""`` text."""
+    fields: list[tuple[int, str, str]] = [(0, "state", state_label(f.state, ascii_only=ascii_only))]
+    if f.phase and f.phase != "training":  # loading, caching, checkpointing: worth a place up front
+        fields.append((2, "phase", f.phase))
+    if f.total and f.step is not None:
+        fields.append((3, "bar", ""))
+    if f.step is not None:
+        fields.append((1, "step", step_text(f.step, f.total, percent=False)))
+    if f.total and f.step is not None:
+        fields.append((6, "dim", f"{100 * min(f.step / f.total, 1.0):.0f}%"))
+    if f.elapsed_sec is not None:
+        fields.append((5, "dim", duration(f.elapsed_sec)))
+    if f.eta != "-":
+        fields.append((4, "eta", f"eta {f.eta}"))
+    if f.rate not in ("-", "measuring"):
+        fields.append((8, "", f.rate.split(" (")[0]))  # "0.65 it/s", without "(1.5s/step)"
+    if f.loss is not None:
+        fields.append((7, "", f"loss {loss_text(f.loss)}"))
+    if f.epoch != "-":
+        fields.append((9, "dim", f"epoch {f.epoch}"))
+    if f.save_in_sec is not None:
+        fields.append((10, "dim", f"save in {duration(f.save_in_sec)}"))
+    if f.checkpoint_in_sec is not None:
+        fields.append((11, "dim", f"ckpt in {duration(f.checkpoint_in_sec)}"))
+    if f.checkpoint_age_sec is not None:
+        fields.append((12, "dim", f"ckpt {duration(f.checkpoint_age_sec)} ago"))
+    return fields
+
+
+def progress_segments(f: LineFacts, width: int, *, ascii_only: bool = False) -> list[tuple[str, str]]:
+    """The progress line for ``width`` columns as (text, style) pieces; joined, never wider than
+    ``width`` (the state alone may be, on an absurdly narrow terminal). Styles: ``state``, ``phase``,
+    ``bar``, ``bar.empty``, ``step``, ``eta``, ``dim`` or ``""``."""
+    kept = _line_fields(f, ascii_only)
+
+    def need(items: list[tuple[int, str, str]]) -> int:
+        texts = [BAR_MIN if style == "bar" else len(text) for _, style, text in items]
+        return sum(texts) + len(texts) - 1
+
+    while len(kept) > 1 and need(kept) > width:
+        kept.remove(max(kept, key=lambda item: item[0]))  # the lowest priority goes first, whole
+    room = width - need(kept) + BAR_MIN
+    out: list[tuple[str, str]] = []
+    for _, style, text in kept:
+        if out:
+            out.append((" ", ""))
+        if style == "bar":
+            cells = min(room, BAR_MAX)
+            done = round(cells * min((f.step or 0) / (f.total or 1), 1.0))
+            filled, empty = FILLED[int(ascii_only)], EMPTY[int(ascii_only)]
+            out.extend([(filled * done, "bar"), (empty * (cells - done), "bar.empty")])
+        else:
+            out.append((text, style))
+    return out
+
+
+def progress_line(f: LineFacts, width: int, *, ascii_only: bool = False) -> str:
+    """:func:`progress_segments` as plain text."""
+    return "".join(text for text, _ in progress_segments(f, width, ascii_only=ascii_only))

@@ -8,6 +8,7 @@ a new TUI shows the run still running, and it really is (the registry and the OS
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -138,3 +139,23 @@ def test_launch_watch_kill_and_reattach(
     stopped = cockpit.stop(long_run.id, now=True)  # request, then follow until the monitor ended it
     assert stopped.record.state.is_terminal
     assert stopped.leftovers == ()
+
+
+def test_the_run_progress_line_fits_80_columns(
+    tmux: Tmux, builtin_profile: BuiltinProfileFactory, tmp_path: Path
+) -> None:
+    profile = builtin_profile(epochs="30", output_dir=repr(str(tmp_path / "out")))
+    tmux.start(f"{DPIPE_TUI} run {profile}; sleep 60", "run")
+    deadline = time.monotonic() + 120
+    line = ""
+    while not re.search(r"eta \d", line):  # a measured ETA, once the rate window has filled
+        assert time.monotonic() < deadline, tmux.screen("run")
+        time.sleep(0.3)
+        line = next((ln for ln in tmux.screen("run").splitlines() if ln.startswith("▶ running")), "")
+    # state, bar, step/total, percent, elapsed and ETA all fit, on one line (capture-pane splits a wrap)
+    assert re.match(r"▶ running [━─]{10,} \d+/\d+ \d+% \S+ eta \S+", line), line
+    assert len(line) <= 80
+    screen = tmux.wait_for("run", "saved: ", 120)
+    final = next(ln for ln in screen.splitlines() if ln.startswith("✔ completed"))
+    assert re.match(r"✔ completed ━+ (\d+)/\1 100% ", final), final  # no phase or ETA once it ended
+    assert "eta" not in final

@@ -12,6 +12,7 @@ import json
 import math
 import signal
 import sys
+import textwrap
 import time
 from pathlib import Path  # noqa: TC003  # typer reads the annotations at runtime
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
@@ -25,6 +26,8 @@ T = TypeVar("T")
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from rich.console import Console, ConsoleOptions, RenderResult
 
     from dpipe_tui.profiles import Finding
     from dpipe_tui.runs.model import RunRecord
@@ -433,37 +436,79 @@ class _PlainView:
         sys.stdout.flush()
 
 
-class _TtyView:
-    """A rich progress bar: phase, step/total, then epoch, loss, it/s, ETA, next save/checkpoint."""
+def line_facts(r: RunRecord, p: ProgressSnapshot, now: float) -> present.LineFacts:
+    """The progress line's facts from a record and its progress snapshot, at time ``now``."""
+    step = p.step if p.step is not None else r.last_step
+    epoch = p.epoch if p.epoch is not None else r.last_epoch
+    started = r.started_at
+    elapsed = None if started is None else (r.ended_at or now) - started
+    ended = r.state.is_terminal  # its phase is its outcome (the state), and nothing is left to wait for
+    return present.LineFacts(
+        state=r.state.value,
+        phase=None if ended else r.phase,
+        step=step,
+        total=p.total_steps or r.total_steps,
+        elapsed_sec=elapsed,
+        eta="-" if ended else present.eta_text(p),
+        rate=present.rate_text(p),
+        loss=r.last_loss,
+        epoch=present.epoch_text(epoch, p.epochs),
+        save_in_sec=None if ended else p.next_save_in_sec,
+        checkpoint_in_sec=None if ended else p.next_checkpoint_in_sec,
+        checkpoint_age_sec=None if ended else p.last_checkpoint_age_sec,
+    )
+
+
+_LINE_STYLES = {"bar": "green", "bar.empty": "grey37", "step": "bold", "eta": "cyan", "dim": "dim"}
+
+
+class _Line:
+    """The live progress line, laid out for the terminal's width each time it is drawn."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self.facts: tuple[RunRecord, ProgressSnapshot] | None = None
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from rich.text import Text
+
+        if self.facts is None:
+            yield Text("starting")
+            return
+        r, snap = self.facts
+        text = Text(no_wrap=True, overflow="crop")
+        ascii_only = not console.encoding.lower().startswith("utf")
+        for piece, style in present.progress_segments(
+            line_facts(r, snap, time.time()), options.max_width, ascii_only=ascii_only
+        ):
+            name = present.state_style(r.state.value) if style in ("state", "phase") else style
+            text.append(piece, _LINE_STYLES.get(name, name))
+        yield text
+
+
+class _TtyView:
+    """One live line (see :func:`dpipe_tui.present.progress_segments`); warnings print above it,
+    wrapped at words with a hanging indent."""
+
+    def __init__(self) -> None:
+        from rich.live import Live
 
         self.model = _Warnings()
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            transient=False,
-        )
-        self.task = self.progress.add_task("starting", total=None, info="")
-        self.progress.start()
+        self.line = _Line()
+        self.live = Live(self.line, refresh_per_second=2, transient=False, redirect_stdout=False)
+        self.live.start()
 
     def show(self, r: RunRecord, snap: ProgressSnapshot) -> None:
+        console = self.live.console
         for warning in self.model.new_warnings(snap):
-            self.progress.console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
-        self.progress.update(
-            self.task,
-            description=f"{r.state.value}/{r.phase or '-'}",
-            total=snap.total_steps or r.total_steps,
-            completed=snap.step or r.last_step or 0,
-            info=_progress_info(r, snap),
-        )
+            wrapped = textwrap.fill(
+                warning, width=max(console.width, 30), initial_indent="warning: ", subsequent_indent=" " * 9
+            )
+            console.print(wrapped, style="yellow", highlight=False, markup=False, soft_wrap=True)
+        self.line.facts = (r, snap)
+        self.live.refresh()
 
     def close(self) -> None:
-        self.progress.stop()
+        self.live.stop()
 
 
 def ls(
