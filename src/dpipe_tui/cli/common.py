@@ -32,6 +32,7 @@ HomeOption = Annotated[
     str | None,
     typer.Option(
         "--home",
+        metavar="DIR",
         help=f"dpipe-tui home (registry in HOME/runs). Default: ${paths.HOME_ENV} or the checkout.",
         show_default=False,
     ),

@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 
 from dpipe_tui import __version__
-from dpipe_tui.cli import common
+from dpipe_tui.cli import common, helpfmt
+
+helpfmt.install()
 
 app = typer.Typer(
     name="dpipe-tui",
@@ -20,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=False,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # paragraphs reflow (rich mode keeps every source line break)
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

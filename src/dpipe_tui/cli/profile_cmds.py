@@ -12,7 +12,9 @@ from dpipe_tui.cli import common
 
 
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Main or dataset config files (kind is detected).")],
+    files: Annotated[
+        list[Path], typer.Argument(metavar="FILE...", help="Main or dataset config files (kind is detected).")
+    ],
     no_paths: Annotated[bool, typer.Option("--no-paths", help="Skip every filesystem check.")] = False,
     as_json: common.JsonOption = False,
     gpus: Annotated[
@@ -20,8 +22,9 @@ def validate(
         typer.Option(
             "--gpus",
             min=1,
-            help="GPU count of the planned run (parallelism rules, steps per epoch); default: the "
-            "length of the profile's [dpipe_tui] gpus list.",
+            metavar="COUNT",
+            help="GPU count of the planned run, at least 1 (parallelism rules, steps per epoch); default: "
+            "the length of gpus in the profile's dpipe_tui table.",
         ),
     ] = None,
 ) -> None:
@@ -53,10 +56,13 @@ def validate(
 
 
 def new(
-    name: Annotated[str, typer.Argument(help="Profile name (letters, digits, . _ -).")],
-    recipe: Annotated[str, typer.Option("--recipe", help="Recipe (model family), e.g. chroma, flux, wan.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Profile name (letters, digits, . _ -).")],
+    recipe: Annotated[
+        str, typer.Option("--recipe", metavar="MODEL", help="Recipe (model family), e.g. chroma, flux, wan.")
+    ],
     directory: Annotated[
-        Path | None, typer.Option("--dir", help="Destination folder (default: the current folder).")
+        Path | None,
+        typer.Option("--dir", metavar="DIR", help="Destination folder (default: the current folder)."),
     ] = None,
 ) -> None:
     """Create NAME.toml and NAME.dataset.toml from a recipe (never overwrites).

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from dpipe_tui.services.runs import RunStatus, SavedModel
     from dpipe_tui.services.watch import ProgressSnapshot
 
-RunArg = Annotated[str, typer.Argument(help="Run id or a unique prefix of it.")]
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="Run id or a unique prefix of it.")]
 
 
 def _home(home: str | None) -> Path:
@@ -256,15 +256,17 @@ def _print_status(s: RunStatus) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def run(
-    profile: Annotated[Path, typer.Argument(help="Main profile TOML.")],
-    engine: Annotated[str | None, typer.Option("--engine", help="builtin or diffusion-pipe.")] = None,
+    profile: Annotated[Path, typer.Argument(metavar="PROFILE", help="Main profile TOML.")],
+    engine: Annotated[
+        str | None, typer.Option("--engine", metavar="ENGINE", help="builtin or diffusion-pipe.")
+    ] = None,
     gpus: Annotated[
-        str | None, typer.Option("--gpus", help="GPU ids, e.g. 0,1 (CPU slots without GPU).")
+        str | None, typer.Option("--gpus", metavar="IDS", help="GPU ids, e.g. 0,1 (CPU slots without GPU).")
     ] = None,
     queue: Annotated[bool, typer.Option("--queue", help="Wait in the queue when the GPUs are busy.")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Return at once; the run goes on.")] = False,
     auto_resume: Annotated[
-        int, typer.Option("--auto-resume", min=0, help="Resume up to N times after a crash.")
+        int, typer.Option("--auto-resume", min=0, metavar="N", help="Resume up to N times after a crash.")
     ] = 0,
     trust_cache: Annotated[
         bool, typer.Option("--trust-cache", help="Pass --trust_cache to train.py.")
@@ -561,7 +563,9 @@ def logs(
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing new lines until the run ends.")
     ] = False,
-    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many last lines to show.")] = 50,
+    lines: Annotated[
+        int, typer.Option("-n", "--lines", min=0, metavar="N", help="How many last lines to show.")
+    ] = 50,
     home: common.HomeOption = None,
 ) -> None:
     """Print the run's console output (stdout+stderr of every attempt)."""
@@ -590,7 +594,9 @@ def stop(
     now: Annotated[
         bool, typer.Option("--now", help="Skip save_quit; signal the process group at once.")
     ] = False,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait for save_quit.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for save_quit.")
+    ] = None,
     home: common.HomeOption = None,
 ) -> None:
     """Stop a run: checkpoint and quit (save_quit), then SIGINT/SIGTERM/SIGKILL to its group.
@@ -621,11 +627,11 @@ def save(run_ref: RunArg, home: common.HomeOption = None) -> None:
 def resume(
     run_ref: RunArg,
     from_tag: Annotated[
-        str | None, typer.Option("--from", help="Checkpoint tag, e.g. global_step500.")
+        str | None, typer.Option("--from", metavar="TAG", help="Checkpoint tag, e.g. global_step500.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Resume even if the model/adapter changed.")] = False,
     auto_resume: Annotated[
-        int | None, typer.Option("--auto-resume", min=0, help="New auto-resume budget.")
+        int | None, typer.Option("--auto-resume", min=0, metavar="N", help="New auto-resume budget.")
     ] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Return at once; the run goes on.")] = False,
     home: common.HomeOption = None,

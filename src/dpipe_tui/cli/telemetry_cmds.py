@@ -24,7 +24,10 @@ def register(app: typer.Typer) -> None:
 
 def metrics(
     target: Annotated[
-        str, typer.Argument(help="Run id/prefix in the registry, a run folder, or a console log file.")
+        str,
+        typer.Argument(
+            metavar="TARGET", help="Run id/prefix in the registry, a run folder, or a console log file."
+        ),
     ],
     *,
     json_out: Annotated[
@@ -112,7 +115,8 @@ def gpus(
     json_out: common.JsonOption = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Sample repeatedly until Ctrl-C.")] = False,
     interval: Annotated[
-        float, typer.Option("--interval", "-n", help="Seconds between samples with --watch.")
+        float,
+        typer.Option("--interval", "-n", metavar="SECONDS", help="Seconds between samples with --watch."),
     ] = 2.0,
 ) -> None:
     """Show GPUs (NVML) and host CPU/RAM; exit code 1 when no GPU can be read."""

@@ -43,9 +43,12 @@ def tui(
     ascii_only: Annotated[
         bool, typer.Option("--ascii", help="No braille or block characters (ASCII charts and bars).")
     ] = False,
-    run_ref: Annotated[str | None, typer.Option("--run", help="Open this run's view at start.")] = None,
+    run_ref: Annotated[
+        str | None, typer.Option("--run", metavar="RUN", help="Open this run's view at start.")
+    ] = None,
     profiles: Annotated[
-        Path | None, typer.Option("--profiles", help="Profile folder for New run (default: profiles/).")
+        Path | None,
+        typer.Option("--profiles", metavar="DIR", help="Profile folder for New run (default: profiles/)."),
     ] = None,
     home: common.HomeOption = None,
 ) -> None:
