@@ -595,7 +595,8 @@ def stop(
         bool, typer.Option("--now", help="Skip save_quit; signal the process group at once.")
     ] = False,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", metavar="SECONDS", help="Seconds to wait for save_quit.")
+        float | None,
+        typer.Option("--timeout", min=0, metavar="SECONDS", help="Seconds to wait for save_quit."),
     ] = None,
     home: common.HomeOption = None,
 ) -> None:

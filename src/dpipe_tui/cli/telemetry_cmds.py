@@ -116,7 +116,9 @@ def gpus(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Sample repeatedly until Ctrl-C.")] = False,
     interval: Annotated[
         float,
-        typer.Option("--interval", "-n", metavar="SECONDS", help="Seconds between samples with --watch."),
+        typer.Option(
+            "--interval", "-n", min=0.1, metavar="SECONDS", help="Seconds between samples (0.1 or more)."
+        ),
     ] = 2.0,
 ) -> None:
     """Show GPUs (NVML) and host CPU/RAM; exit code 1 when no GPU can be read."""

@@ -180,14 +180,19 @@ def new_profile(
     for path in (main_path, dataset_path):
         if path.exists():
             raise LibraryError(f"{path} already exists; not overwriting it")
-    dest.mkdir(parents=True, exist_ok=True)
     doc = ProfileDocument.load(chosen.path)
     doc.set("dataset", str(dataset_path))
     dataset_doc = ProfileDocument.load(chosen.dataset_template)
-    dataset_doc.save(dataset_path)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        dataset_doc.save(dataset_path)
+    except OSError as exc:  # --dir names a file, or a folder that cannot be made or written
+        raise LibraryError(f"cannot write into {dest}: {exc.strerror or exc}") from exc
     try:
         doc.save(main_path)
-    except Exception:
+    except Exception as exc:
         dataset_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise LibraryError(f"cannot write {main_path}: {exc.strerror or exc}") from exc
         raise
     return NewProfile(main_path, dataset_path)

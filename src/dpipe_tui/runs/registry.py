@@ -156,7 +156,10 @@ class Registry:
             raise RecordError(f"{path}: not valid JSON ({exc})") from exc
         if not isinstance(data, dict):
             raise RecordError(f"{path}: not a JSON object")
-        return RunRecord.from_json_dict(data)
+        try:
+            return RunRecord.from_json_dict(data)
+        except RecordError as exc:
+            raise RecordError(f"{path}: {exc}") from exc
 
     @contextlib.contextmanager
     def locked(self, run_id: str) -> Iterator[None]:
