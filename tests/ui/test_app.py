@@ -355,7 +355,8 @@ async def test_run_view_search_filter_zoom_and_frozen_profile(home: Path) -> Non
     from dataclasses import replace
 
     from dpipe_tui.runs.registry import Registry
-    from dpipe_tui.ui.modals.text_view import TextViewModal
+    from dpipe_tui.ui.screens.editor import EditorScreen
+    from dpipe_tui.ui.widgets.toml_editor import TomlEditor
     from tests.ui.test_snapshots import frozen_home
 
     cockpit = frozen_home(home)
@@ -387,7 +388,11 @@ async def test_run_view_search_filter_zoom_and_frozen_profile(home: Path) -> Non
         await until(pilot, lambda: "last 500 steps" in str(chart.render()))
         await pilot.press("z")
         await until(pilot, lambda: "whole run" in str(chart.render()))
-        await pilot.press("p")
-        await until(pilot, lambda: isinstance(app.screen, TextViewModal))
+        await pilot.press("p")  # the frozen profile, in the editor, read-only
+        await until(pilot, lambda: isinstance(app.screen, EditorScreen) and app.screen.session is not None)
+        editor = app.screen
+        assert isinstance(editor, EditorScreen)
+        assert editor.read_only
+        assert editor.query_one("#toml", TomlEditor).text.startswith('output_dir = "/out"')
         await pilot.press("escape")
-        assert app.screen is screen
+        await until(pilot, lambda: app.screen is screen)

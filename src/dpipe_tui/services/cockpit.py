@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from dpipe_tui.profiles import ValidationReport
     from dpipe_tui.services import profiles as profile_svc
     from dpipe_tui.services.datasets import DatasetPlanResult
+    from dpipe_tui.services.editor import EditSession
     from dpipe_tui.services.wakeup import Wakeup
 
 __all__ = ["Cockpit", "RunRecord", "RunState", "RunWatch", "WatchUpdate"]
@@ -163,6 +164,17 @@ class Cockpit:
         except profile_svc.LibraryError as exc:
             code = RefusalCode.NOT_FOUND if exc.usage else RefusalCode.IO
             raise Refusal(code, str(exc)) from exc
+
+    @staticmethod
+    def open_profile(path: Path, *, read_only: bool = False) -> EditSession:
+        """Open a main or dataset TOML for the editor (a missing file opens empty; saving creates it).
+
+        Raises:
+            Refusal: ``UNREADABLE`` for a directory, FIFO, binary or huge file.
+        """
+        from dpipe_tui.services.editor import EditSession
+
+        return EditSession.open(path, read_only=read_only)
 
     # -- runs: reads ------------------------------------------------------------------------------
     def runs(self, *, progress: bool = False) -> run_svc.RunListing:

@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 
-from dpipe_tui.ui.messages import OpenNewRun, OpenRun
+from dpipe_tui.services.errors import Refusal
+from dpipe_tui.ui.messages import OpenEditor, OpenNewRun, OpenRun
 from dpipe_tui.ui.screens.dashboard import DashboardScreen
 from dpipe_tui.ui.screens.help import HelpScreen
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from pathlib import Path
 
     from textual.screen import Screen
 
     from dpipe_tui.services.cockpit import Cockpit
+    from dpipe_tui.services.profiles import ProfileSummary
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +51,29 @@ class DpipeApp(App[None]):
         Binding("question_mark,f1", "help", "Help", id="app.help"),
     ]
 
-    def __init__(self, cockpit: Cockpit, *, ascii_only: bool = False, open_run: str | None = None) -> None:
-        """The app over ``cockpit``."""
+    def __init__(
+        self,
+        cockpit: Cockpit,
+        *,
+        ascii_only: bool = False,
+        open_run: str | None = None,
+        edit: Path | None = None,
+    ) -> None:
+        """The app over ``cockpit``; ``edit``: open only the editor on this file (``dpipe-tui edit``)."""
         super().__init__()
         self.cockpit = cockpit
         self.ascii_only = ascii_only
         self._open_run = open_run
+        self._edit = edit
 
     def on_mount(self) -> None:
-        """The dashboard first; then the run asked for, if any."""
+        """The dashboard first; then the run asked for, if any (or only the editor)."""
+        if self._edit is not None:
+            from dpipe_tui.ui.screens.editor import EditorScreen
+
+            self.push_screen(EditorScreen(self.cockpit, self._edit, quit_on_close=True))
+            self.load_keymap()
+            return
         self.push_screen(DashboardScreen(self.cockpit, ascii_only=self.ascii_only))
         if self._open_run is not None:
             self.action_open_run(self._open_run)
@@ -107,6 +123,17 @@ class DpipeApp(App[None]):
             yield SystemCommand(
                 "New run", "Pick a profile, validate it, launch or queue", self.action_new_run
             )
+        yield SystemCommand(
+            "New profile from a recipe",
+            "Pick a model family and a name; opens the editor",
+            self.action_new_profile,
+        )
+        for summary in self._profiles:
+            yield SystemCommand(
+                f"Edit {summary.name}",
+                f"{summary.kind} profile · {summary.path}",
+                partial(self.post_message, OpenEditor(summary.path)),
+            )
         dashboard = next((s for s in self.screen_stack if isinstance(s, DashboardScreen)), None)
         for status in dashboard.statuses if dashboard is not None else ():
             record = status.record
@@ -120,6 +147,15 @@ class DpipeApp(App[None]):
     def open_run(self, message: OpenRun) -> None:
         """A screen asked for a run view."""
         self.action_open_run(message.run_id)
+
+    @on(OpenEditor)
+    def open_editor(self, message: OpenEditor) -> None:
+        """A screen asked for the profile editor."""
+        from dpipe_tui.ui.screens.editor import EditorScreen
+
+        self.push_screen(
+            EditorScreen(self.cockpit, message.path, read_only=message.read_only, title=message.title)
+        )
 
     @on(OpenNewRun)
     def open_new_run(self) -> None:
@@ -137,6 +173,53 @@ class DpipeApp(App[None]):
         from dpipe_tui.ui.screens.new_run import NewRunScreen
 
         self.push_screen(NewRunScreen(self.cockpit))
+
+    def action_new_profile(self) -> None:
+        """Create a profile from a recipe (in the first profile folder) and open it in the editor."""
+        from dpipe_tui.ui.modals.new_profile import NewProfileModal
+
+        recipes = [(r.name, r.description or "") for r in self.cockpit.recipes()]
+        folder = self.cockpit.profile_dirs[0] if self.cockpit.profile_dirs else Path.cwd()
+
+        def answered(result: tuple[str, str, Path] | None) -> None:
+            if result is None:
+                return
+            recipe, name, where = result
+            try:
+                created = self.cockpit.new_profile(recipe, name, where)
+            except Refusal as exc:
+                self.notify(exc.message, severity="error", timeout=8)
+                return
+            self.notify(f"created {created.main} and {created.dataset.name}")
+            self.post_message(OpenEditor(created.main))
+
+        self.push_screen(NewProfileModal(recipes, folder), answered)
+
+    @property
+    def _profiles(self) -> list[ProfileSummary]:
+        """The profile library as the palette lists it (read once, when the palette first asks)."""
+        if self._profile_cache is None:
+            try:
+                self._profile_cache = self.cockpit.profiles()
+            except Exception:  # a listing problem must not break the palette
+                self._profile_cache = []
+        return self._profile_cache
+
+    _profile_cache: list[ProfileSummary] | None = None
+
+    async def action_quit(self) -> None:
+        """Quit, unless an editor holds unsaved changes: then ask there first."""
+        from dpipe_tui.ui.screens.editor import EditorScreen
+
+        editors = [s for s in self.screen_stack if isinstance(s, EditorScreen)]
+        unsaved = next((e for e in reversed(editors) if e.has_unsaved()), None)
+        if unsaved is None:
+            self.exit()
+            return
+        if self.screen is not unsaved:
+            self.notify("an editor has unsaved changes: save or discard them first", severity="warning")
+            return
+        unsaved.leave(self.exit)
 
     def action_help(self) -> None:
         """Keys of the current screen and the app."""

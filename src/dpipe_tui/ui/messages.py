@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dpipe_tui.services.gpus import GpuReport
     from dpipe_tui.services.runs import RunListing
 
@@ -56,3 +58,12 @@ class OpenRun(Message):
 @dataclass
 class OpenNewRun(Message):
     """Request: open the New run screen (handled by the app)."""
+
+
+@dataclass
+class OpenEditor(Message):
+    """Request: open the profile editor on ``path`` (handled by the app)."""
+
+    path: Path
+    read_only: bool = False
+    title: str = ""

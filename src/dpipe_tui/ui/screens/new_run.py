@@ -19,7 +19,7 @@ from textual.widgets.option_list import Option
 
 from dpipe_tui.services.errors import Refusal, RemedyAction
 from dpipe_tui.services.runs import LaunchRequest
-from dpipe_tui.ui.messages import OpenRun, ServiceFailed
+from dpipe_tui.ui.messages import OpenEditor, OpenRun, ServiceFailed
 from dpipe_tui.ui.modals.confirm import ConfirmModal
 
 if TYPE_CHECKING:
@@ -45,12 +45,15 @@ class NewRunScreen(Screen[None]):
         Binding("Q", "launch(True)", "Queue", id="new_run.queue"),
         Binding("g", "focus_gpus", "GPUs", id="new_run.gpus"),
         Binding("f", "use_free", "Free GPUs", id="new_run.free_gpus"),
+        Binding("e", "edit", "Edit", id="new_run.edit"),
+        Binding("n", "new_profile", "New profile", id="new_run.new_profile"),
     ]
 
-    def __init__(self, cockpit: Cockpit) -> None:
-        """The New run screen over ``cockpit``."""
+    def __init__(self, cockpit: Cockpit, *, preselect: Path | None = None) -> None:
+        """The New run screen over ``cockpit``; ``preselect``: list this profile first, highlighted."""
         super().__init__()
         self.cockpit = cockpit
+        self.preselect = preselect
         self.paths: dict[str, Path] = {}
         self.selected: Path | None = None
         self.valid = False
@@ -59,7 +62,7 @@ class NewRunScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         """Profiles on the left; findings and plan on the right; GPUs and engine below."""
-        yield Static("New run: pick a profile (Enter validates, l launches, Q queues)", id="title")
+        yield Static("New run: pick a profile (l launches, Q queues, e edits, n new from recipe)", id="title")
         with Horizontal(id="new-run"):
             yield OptionList(id="profiles")
             with VerticalScroll(id="report-box"):
@@ -122,6 +125,11 @@ class NewRunScreen(Screen[None]):
 
         options: list[Option] = []
         seen: set[str] = set()
+        if self.preselect is not None:
+            key = str(self.preselect)
+            seen.add(key)
+            self.paths[key] = self.preselect
+            options.append(Option(f"✎ {self.preselect.stem}  (from the editor)", id=key))
         for path_text in recent:
             if path_text not in seen:
                 seen.add(path_text)
@@ -185,6 +193,23 @@ class NewRunScreen(Screen[None]):
             return  # the user moved on
         self.valid = ok
         self.query_one("#report", Static).update(text)
+
+    def action_edit(self) -> None:
+        """Open the highlighted profile in the editor."""
+        if self.selected is None:
+            self.notify("pick a profile first", severity="warning")
+            return
+        self.app.post_message(OpenEditor(self.selected))
+
+    def action_new_profile(self) -> None:
+        """A new profile from a recipe, opened in the editor."""
+        self.app.call_later(self.app.run_action, "new_profile")
+
+    def on_screen_resume(self) -> None:
+        """Back from the editor: the list and the findings may have changed."""
+        self.load_profiles()
+        if self.selected is not None:
+            self.validate(self.selected)
 
     def action_focus_gpus(self) -> None:
         """Type the GPUs."""

@@ -25,10 +25,9 @@ from textual.widgets import Footer, Input, Log, Static
 
 from dpipe_tui import present
 from dpipe_tui.services.errors import Refusal
-from dpipe_tui.ui.messages import ServiceFailed
+from dpipe_tui.ui.messages import OpenEditor, ServiceFailed
 from dpipe_tui.ui.modals.confirm import ConfirmModal
 from dpipe_tui.ui.modals.pick import PickModal
-from dpipe_tui.ui.modals.text_view import TextViewModal
 from dpipe_tui.ui.widgets.chart_view import ChartView
 from dpipe_tui.ui.widgets.progress_panel import ProgressPanel
 from dpipe_tui.ui.widgets.tail_log import TailLog
@@ -350,7 +349,8 @@ class RunScreen(Screen[None]):
         except Refusal as exc:
             self.post_message(ServiceFailed(exc.message))
             return
-        self.app.call_from_thread(self.app.push_screen, TextViewModal(str(path), text))
+        del text  # the editor reads the file itself (read-only)
+        self.app.post_message(OpenEditor(path, read_only=True, title=f"run {self.run_id}: frozen profile"))
 
     def action_zoom(self) -> None:
         """Whole run / last steps."""
