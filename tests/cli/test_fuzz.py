@@ -4,7 +4,6 @@
 A table of real ``dpipe-tui`` processes over the inputs people get wrong (missing, binary, empty,
 directory, FIFO, file-as-folder, corrupt registry records, bad option values, ambiguous run ids), then
 hypothesis, in-process, over arbitrary profile bytes and arbitrary run references.
-(``edit`` joins the table once the profile editor lands.)
 """
 
 from __future__ import annotations
@@ -50,6 +49,11 @@ CASES: list[tuple[list[str], int, str]] = [
     (["run", "empty.toml", "--gpus", "0,0"], USAGE, "twice"),
     (["run", "empty.toml", "--gpus", "-1"], USAGE, "0 or more"),
     (["run", "empty.toml", "--auto-resume", "-1"], USAGE, "--auto-resume"),
+    (["edit", "bin.toml"], FAILED, "cannot edit it: not UTF-8"),
+    (["edit", "adir.toml"], FAILED, "a directory"),
+    (["edit", "fifo.toml"], FAILED, "not a regular file"),
+    (["edit", "empty.toml"], FAILED, "needs a terminal"),  # editable, but not without a terminal
+    (["edit"], USAGE, "Missing argument"),
     # new: names, recipes, destinations
     (["new", "../x", "--recipe", "chroma"], USAGE, "invalid profile name"),
     (["new", "", "--recipe", "chroma"], USAGE, "invalid profile name"),

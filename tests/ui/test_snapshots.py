@@ -210,3 +210,39 @@ def test_dashboard_no_color(snap_compare: Any, home: Path, monkeypatch: pytest.M
     app = DpipeApp(frozen_home(home))
     assert app.no_color
     assert snap_compare(app, terminal_size=(80, 24), run_before=_dashboard_ready)
+
+
+def _editor_ready(tab: str) -> Callable[[Pilot[None]], Any]:
+    async def ready(pilot: Pilot[None]) -> None:
+        from dpipe_tui.ui.screens.editor import EditorScreen
+        from dpipe_tui.ui.widgets.toml_editor import TomlEditor
+        from tests.ui.test_app import until
+
+        app = pilot.app
+        await until(pilot, lambda: isinstance(app.screen, EditorScreen) and app.screen.validated_at > 0)
+        app.screen.query_one("#toml", TomlEditor).cursor_blink = False
+        await pilot.press(tab)
+        await pilot.pause(0.3)
+
+    return ready
+
+
+@pytest.mark.parametrize("tab", ["f2", "f3"], ids=["form", "raw"])
+@pytest.mark.parametrize("size", SIZES)
+def test_editor(
+    snap_compare: Any,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+    tab: str,
+) -> None:
+    import shutil
+
+    from tests.ui.test_editor import REPO
+
+    for name in ("chroma-e6ai-1024.toml", "chroma-e6ai-1024.dataset.toml"):
+        shutil.copy(REPO / "profiles" / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)  # the title shows the path relative to the working folder
+    app = DpipeApp(Cockpit(home, probe=ScriptedProbe()), edit=tmp_path / "chroma-e6ai-1024.toml")
+    assert snap_compare(app, terminal_size=size, run_before=_editor_ready(tab))

@@ -214,4 +214,4 @@ def watch_file(path: Path) -> Wakeup:
     so its folder is what can be watched); the client then asks :meth:`EditSession.changed_on_disk`."""
     from dpipe_tui.services.wakeup import Wakeup
 
-    return Wakeup([path.parent])
+    return Wakeup([path.parent], recursive=False)

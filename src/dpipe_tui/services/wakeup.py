@@ -34,10 +34,15 @@ class Wakeup:
         ignore: changes to files of these names do not wake (a listing that does not show console
             lines ignores ``console.log`` and ``metrics.jsonl``, which a live run appends to all the
             time; its client polls live runs on its own timer anyway).
+        recursive: watch folders' subfolders too (the editor watches one file's folder only: a
+            profile beside 10,000 images must not cost 10,000 watches).
     """
 
-    def __init__(self, paths: list[Path], ignore: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, paths: list[Path], ignore: frozenset[str] = frozenset(), *, recursive: bool = True
+    ) -> None:
         """Start watching in a daemon thread (nothing when no path exists)."""
+        self._recursive = recursive
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._paths = [p for p in paths if p.exists()]
@@ -56,6 +61,7 @@ class Wakeup:
                 watch_filter=self._wanted if self._ignore else None,
                 debounce=DEBOUNCE_MS,
                 stop_event=self._stop,
+                recursive=self._recursive,
                 rust_timeout=1000,
                 raise_interrupt=False,
             ):

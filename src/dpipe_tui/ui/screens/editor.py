@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, OptionList, ProgressBar, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
@@ -100,11 +102,15 @@ class EditorScreen(Screen[None]):
         self._programmatic = False
         self._debounce: Any = None
         self._validated_text: str | None = None
+        self._prompts: list[str] = []
         self._offered_disk: str | None = None
         self._plan_cancel: threading.Event | None = None
         self._stop_watch = threading.Event()
         self.validated_at: float = 0.0
         """When the findings last came back (tests and the benchmark wait on it)."""
+        self.plan_started_at: float = 0.0
+        self.planned_at: float = 0.0
+        """When the dataset panel last showed a finished plan (or why there is none)."""
 
     # -- layout --------------------------------------------------------------------------------------
 
@@ -129,7 +135,7 @@ class EditorScreen(Screen[None]):
     def _title(self) -> str:
         mode = " (read-only)" if self.read_only else ""
         modified = " [modified]" if self.session is not None and self.session.is_modified(self.buffer) else ""
-        return f"{self.title_text or 'edit'} {self.path}{mode}{modified}"
+        return f"{self.title_text or 'edit'} {_shown_path(self.path)}{mode}{modified}"
 
     def on_mount(self) -> None:
         """Open the file in a worker."""
@@ -158,6 +164,7 @@ class EditorScreen(Screen[None]):
 
     def _opened(self, session: EditSession) -> None:
         self.session = session
+        self.plan()  # first: the scan runs while the form is built (measured: better end to end)
         self._set_buffer(session.disk_text, load=True)
         if self.parsed is not None and not self.parsed.ok:
             self.action_tab("raw")
@@ -169,7 +176,6 @@ class EditorScreen(Screen[None]):
             self._jump(*self.goto)
         if not self.read_only:
             self.watch_disk()
-        self.plan()
 
     # -- the buffer ------------------------------------------------------------------------------------
 
@@ -201,8 +207,8 @@ class EditorScreen(Screen[None]):
         self._debounce = self.set_timer(DEBOUNCE_S, self._after_typing)
 
     def _after_typing(self) -> None:
+        self._validate_buffer()  # first: the worker validates while the form catches up
         self._refresh_form()
-        self._validate_buffer()
 
     def _refresh_form(self) -> None:
         if self.session is None:
@@ -223,19 +229,22 @@ class EditorScreen(Screen[None]):
             model = parsed.data.get("model") if parsed.data else None
             model_type = str(model.get("type", "")) if isinstance(model, dict) else ""
             not_applying = self.session.keys_not_applying(parsed, model_type)
-        marks = {
-            f.key: str(f.severity)
-            for f in sorted(self.findings, key=lambda f: -_ORDER.get(str(f.severity), 3))
-            if f.file is not None and Path(f.file) == self.path and f.key
-        }
         form.show(
             self.session.sections(parsed),
             lambda spec: EditSession.value(parsed, spec.key),
-            marks=marks,
+            marks=self._field_marks(),
             not_applying=not_applying,
             model_type=model_type,
             notice=notice,
         )
+
+    def _field_marks(self) -> dict[str, str]:
+        """Dotted key -> the worst severity of this file's findings at that key."""
+        return {
+            f.key: str(f.severity)
+            for f in sorted(self.findings, key=lambda f: -_ORDER.get(str(f.severity), 3))
+            if f.file is not None and Path(f.file) == self.path and f.key
+        }
 
     @on(ProfileForm.Changed)
     def form_edited(self, event: ProfileForm.Changed) -> None:
@@ -312,18 +321,23 @@ class EditorScreen(Screen[None]):
             report.findings,
             key=lambda f: (Path(f.file) != self.path if f.file else True, f.line or 0, f.column or 0),
         )
-        listing = self.query_one("#findings", OptionList)
-        listing.clear_options()
         counts = {s: sum(1 for f in self.findings if str(f.severity) == s) for s in _ORDER}
         head = f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['hint']} hint(s)"
-        options = [Option(("ok: " if report.ok else "errors block a launch: ") + head, disabled=True)]
-        for i, f in enumerate(self.findings):
+        prompts = [("ok: " if report.ok else "errors block a launch: ") + head]
+        for f in self.findings:
             where = f"{f.line}:{f.column or 1}" if f.line else "-"
             other = "" if f.file is None or Path(f.file) == self.path else f"{Path(f.file).name}:"
-            options.append(
-                Option(f"{other}{where} {f.severity} {f.key + ': ' if f.key else ''}{f.message}", id=str(i))
+            prompts.append(f"{other}{where} {f.severity} {f.key + ': ' if f.key else ''}{f.message}")
+        if prompts != self._prompts:  # most keystrokes change no finding: no list rebuild, no repaint
+            self._prompts = prompts
+            listing = self.query_one("#findings", OptionList)
+            listing.clear_options()
+            listing.add_options(
+                [
+                    Option(prompts[0], disabled=True),
+                    *(Option(p, id=str(i)) for i, p in enumerate(prompts[1:])),
+                ]
             )
-        listing.add_options(options)
         self.query_one("#toml", TomlEditor).set_marks(
             {
                 f.line - 1: str(f.severity)
@@ -331,7 +345,11 @@ class EditorScreen(Screen[None]):
                 if f.line and (f.file is None or Path(f.file) == self.path)
             }
         )
-        self._refresh_form()
+        parsed = self.parsed
+        if parsed is not None and parsed.ok:  # the marks beside the fields; the values are current
+            self.query_one("#profile-form", ProfileForm).mark(
+                lambda spec: EditSession.value(parsed, spec.key), self._field_marks()
+            )
         self.validated_at = time.monotonic()
 
     @on(OptionList.OptionSelected, "#findings")
@@ -358,49 +376,61 @@ class EditorScreen(Screen[None]):
 
     # -- the dataset plan ------------------------------------------------------------------------------
 
+    @dataclass
+    class PlanUpdate(Message):
+        """From the plan worker: progress (``done``/``total``), or the final ``text``."""
+
+        done: int = 0
+        total: int = 0
+        text: str | None = None
+
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def plan(self) -> None:
-        """Plan the saved file's dataset: counts, captions, buckets, drops, steps; progress and cancel."""
-        parsed = self.parsed
-        if parsed is None or parsed.kind != "main" or not self.path.is_file():
-            self.app.call_from_thread(self._plan_text, "the dataset plan is shown for a saved main profile")
+        """Plan the saved file's dataset: counts, captions, buckets, drops, steps; progress and cancel.
+
+        It reports by message (never ``call_from_thread``, which would wait for a busy UI thread)."""
+        session = self.session
+        kind = session.parse(session.disk_text).kind if session is not None else None
+        if kind != "main" or not self.path.is_file():
+            self.post_message(self.PlanUpdate(text="the dataset plan is shown for a saved main profile"))
             return
         cancel = threading.Event()
         self._plan_cancel = cancel
-        self.app.call_from_thread(self._plan_started)
+        self.plan_started_at = time.monotonic()
+        self.post_message(self.PlanUpdate(done=0, total=1))
+        from dpipe_tui.services.datasets import PlanCancelled
 
         def progress(done: int, total: int) -> None:
-            self.app.call_from_thread(self._plan_progress, done, total)
-
-        from dpipe_tui.services.datasets import PlanCancelled
+            self.post_message(self.PlanUpdate(done=done, total=total))
 
         try:
             result = self.cockpit.plan_dataset(self.path, progress=progress, cancel=cancel)
         except PlanCancelled:
-            self.app.call_from_thread(self._plan_text, "scan cancelled (save or F4 again to re-plan)")
+            self.post_message(self.PlanUpdate(text="scan cancelled (save to plan again)"))
             return
         except Exception as exc:  # an unplannable dataset is a message, not a crash
-            self.app.call_from_thread(self._plan_text, f"no dataset plan: {exc}")
+            self.post_message(self.PlanUpdate(text=f"no dataset plan: {exc}"))
             return
         text = result.error or "\n".join(result.lines)
-        if self.session is not None and self.session.is_modified(self.buffer):
+        if session is not None and session.is_modified(self.buffer):
             text = "(plan of the saved file; save with ctrl+s to re-plan)\n" + text
-        self.app.call_from_thread(self._plan_text, text)
+        self.post_message(self.PlanUpdate(text=text))
 
-    def _plan_started(self) -> None:
-        self.query_one("#plan-cancel", Button).disabled = False
-        self.query_one("#plan-bar", ProgressBar).update(total=None, progress=0)
-        self.query_one("#plan-text", Static).update("scanning the dataset …")
-
-    def _plan_progress(self, done: int, total: int) -> None:
-        self.query_one("#plan-bar", ProgressBar).update(total=max(total, 1), progress=done)
-        self.query_one("#plan-text", Static).update(f"scanning the dataset: {done}/{total} folder(s) …")
-
-    def _plan_text(self, text: str) -> None:
-        self.query_one("#plan-cancel", Button).disabled = True
+    @on(PlanUpdate)
+    def _plan_update(self, update: PlanUpdate) -> None:
         bar = self.query_one("#plan-bar", ProgressBar)
-        bar.update(total=1, progress=1)
-        self.query_one("#plan-text", Static).update(text)
+        cancel = self.query_one("#plan-cancel", Button)
+        text = self.query_one("#plan-text", Static)
+        if update.text is not None:
+            cancel.disabled = True
+            bar.update(total=1, progress=1)
+            text.update(update.text)
+            self.planned_at = time.monotonic()
+            return
+        cancel.disabled = False
+        # a known total (folders): an indeterminate bar animates at 60 fps and takes the GIL from the scan
+        bar.update(total=max(update.total, 1), progress=update.done)
+        text.update(f"scanning the dataset: {update.done}/{update.total} folder(s) …")
 
     @on(Button.Pressed, "#plan-cancel")
     def cancel_plan(self) -> None:
@@ -581,6 +611,18 @@ class EditorScreen(Screen[None]):
         from dpipe_tui.ui.screens.new_run import NewRunScreen
 
         self.app.push_screen(NewRunScreen(self.cockpit, preselect=self.path))
+
+
+def _shown_path(path: Path) -> str:
+    """A path as short as it can be said: relative to the working folder, else with ``~``."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        pass
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except (ValueError, RuntimeError):
+        return str(path)
 
 
 def _replace_changed_lines(editor: TomlEditor, text: str) -> None:

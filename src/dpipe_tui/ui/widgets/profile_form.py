@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
@@ -41,17 +41,19 @@ class ProfileForm(VerticalScroll):
 
     DEFAULT_CSS: ClassVar[str] = """
     ProfileForm { height: 1fr; }
-    ProfileForm .section-title { text-style: bold; color: $accent; margin-top: 1; }
-    ProfileForm .field-row { height: 1; }
-    ProfileForm .field-name { width: 32; padding: 0 1 0 0; text-wrap: nowrap; text-overflow: ellipsis; }
-    ProfileForm .field-control { width: 1fr; }
+    ProfileForm .section { layout: grid; grid-size: 3; grid-columns: 32 1fr 10; grid-rows: 1; height: auto; }
+    ProfileForm .section-title { text-style: bold; color: $accent; column-span: 3; height: 2;
+                                 content-align: left bottom; }
+    ProfileForm .field-name { height: 1; padding: 0 1 0 0; text-wrap: nowrap; text-overflow: ellipsis; }
+    ProfileForm .field-control { height: 1; }
     ProfileForm Switch.field-control { width: auto; height: 1; border: none; padding: 0; }
-    ProfileForm .field-status { width: 10; padding: 0 0 0 1; color: $text-muted; text-wrap: nowrap; }
+    ProfileForm .field-status { height: 1; padding: 0 0 0 1; color: $text-muted; text-wrap: nowrap; }
     ProfileForm .field-status.-error { color: $error; text-style: bold; }
     ProfileForm .field-status.-warning { color: $warning; }
     ProfileForm Input.-invalid { border: tall $error; }
-    ProfileForm .not-applying { color: $warning; margin-top: 1; }
-    ProfileForm .notice { color: $text-muted; padding: 1; }
+    ProfileForm .not-applying { color: $warning; column-span: 3; height: auto; }
+    ProfileForm #remove-not-applying { column-span: 3; }
+    ProfileForm .notice { color: $text-muted; padding: 1; column-span: 3; height: auto; }
     """
 
     @dataclass
@@ -87,6 +89,10 @@ class ProfileForm(VerticalScroll):
         self.specs: dict[str, FieldSpec] = {}
         self._shape: tuple[object, ...] | None = None
         self._not_applying: list[str] = []
+        self._controls: dict[str, Widget] = {}
+        self._statuses: dict[str, Static] = {}
+        """Field id -> its control and its status cell (kept: a DOM query per field costs O(widgets))."""
+        self._status_text: dict[str, tuple[str, str | None]] = {}
         self._shown: dict[str, Any] = {}
         """Field id -> the buffer's value as last shown: an event that repeats it is no edit."""
 
@@ -126,11 +132,12 @@ class ProfileForm(VerticalScroll):
             if not rebuilt and (before is _NOTHING or before != value or type(before) is not type(value)):
                 self._set_control(spec, value)
         if rebuilt:
-            self.call_after_refresh(self._marks, value_of, marks)
+            self.call_after_refresh(self.mark, value_of, marks)
         else:
-            self._marks(value_of, marks)
+            self.mark(value_of, marks)
 
-    def _marks(self, value_of: Callable[[FieldSpec], Any], marks: dict[str, str]) -> None:
+    def mark(self, value_of: Callable[[FieldSpec], Any], marks: dict[str, str]) -> None:
+        """Show each field's state: its worst finding, else found/on/off/its unit."""
         for spec in self.specs.values():
             self._set_status(spec, value_of(spec), marks.get(spec.dotted))
 
@@ -145,24 +152,28 @@ class ProfileForm(VerticalScroll):
         focused = self.app.focused.id if self.app.focused is not None else None
         self.remove_children()
         self.specs = {}
+        self._controls, self._statuses, self._status_text = {}, {}, {}
         self._not_applying = list(not_applying)
         widgets: list[Widget] = []
         if notice:
             widgets.append(Static(notice, classes="notice", markup=False))
         for section in sections:
-            widgets.append(Static(f"[{section.title}]", classes="section-title", markup=False))
+            # one grid container a section (ids are unique among siblings: a rebuild mounts the new
+            # sections while the old ones are still being removed)
+            cells: list[Widget] = [Static(f"[{section.title}]", classes="section-title", markup=False)]
             for spec in section.fields:
                 self.specs[field_id(spec)] = spec
-                widgets.append(self._row(spec, value_of(spec)))
+                cells.extend(self._row(spec, value_of(spec)))
             if section.title == "model" and not_applying:
-                widgets.append(
+                cells.append(
                     Static(
                         f"not read by {model_type}: {', '.join(not_applying)} (kept until you remove them)",
                         classes="not-applying",
                         markup=False,
                     )
                 )
-                widgets.append(Button("Remove these keys", id="remove-not-applying", variant="warning"))
+                cells.append(Button("Remove these keys", id="remove-not-applying", variant="warning"))
+            widgets.append(Container(*cells, classes="section"))
         self.mount_all(widgets)
         if focused is not None and focused in self.specs:
             self.call_after_refresh(self._refocus, focused)
@@ -172,16 +183,14 @@ class ProfileForm(VerticalScroll):
         if found:
             found.first().focus()
 
-    def _row(self, spec: FieldSpec, value: Any) -> Horizontal:
+    def _row(self, spec: FieldSpec, value: Any) -> tuple[Widget, Widget, Widget]:
         name = ("* " if spec.required else "") + spec.name
         control = self._control(spec, value)
         control.disabled = self.read_only
-        return Horizontal(
-            Label(name, classes="field-name", markup=False),
-            control,
-            Static(spec.unit, classes="field-status", id=f"s-{field_id(spec)}", markup=False),
-            classes="field-row",
-        )
+        status = Static(spec.unit, classes="field-status", id=f"s-{field_id(spec)}", markup=False)
+        self._controls[field_id(spec)] = control
+        self._statuses[field_id(spec)] = status
+        return Label(name, classes="field-name", markup=False), control, status  # three grid cells
 
     def _control(self, spec: FieldSpec, value: Any) -> Widget:
         wid = field_id(spec)
@@ -211,10 +220,9 @@ class ProfileForm(VerticalScroll):
         return Input(text, placeholder=placeholder, type=kind, id=wid, classes="field-control", compact=True)  # type: ignore[arg-type]
 
     def _set_control(self, spec: FieldSpec, value: Any) -> None:
-        found = self.query(f"#{field_id(spec)}")
-        if not found:
+        control = self._controls.get(field_id(spec))
+        if control is None:
             return
-        control = found.first()
         if isinstance(control, Switch):
             want = spec.default == "true" if value is None else bool(value)
             if control.value != want:
@@ -235,15 +243,19 @@ class ProfileForm(VerticalScroll):
                 control.remove_class("-invalid")
 
     def _set_status(self, spec: FieldSpec, value: Any, severity: str | None) -> None:
-        found = self.query(f"#s-{field_id(spec)}")
-        if not found:
+        status = self._statuses.get(field_id(spec))
+        if status is None:
             return
-        status = found.first(Static)
         text = spec.unit
         if severity is not None:
             text = f"{_STATUS.get(severity, '?')} {severity}"
+        elif spec.kind == "bool" and spec.default:  # a switch: said in words too (not by colour alone)
+            text = "on" if (spec.default == "true" if value is None else bool(value)) else "off"
         elif spec.kind == "path" and value not in (None, "") and spec.name != "output_dir":
             text = "✓ found"  # no path finding at this key: the validator found it (output_dir is made)
+        if self._status_text.get(field_id(spec)) == (text, severity):
+            return  # unchanged: no update, no repaint
+        self._status_text[field_id(spec)] = (text, severity)
         status.update(text)
         status.set_class(severity == "error", "-error")
         status.set_class(severity == "warning", "-warning")
@@ -316,6 +328,6 @@ class ProfileForm(VerticalScroll):
         """Focus the control of ``dotted`` (False when the form has no such field)."""
         for wid, spec in self.specs.items():
             if spec.dotted == dotted:
-                self.query_one(f"#{wid}").focus()
+                self._controls[wid].focus()
                 return True
         return False

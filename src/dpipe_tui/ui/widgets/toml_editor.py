@@ -25,7 +25,10 @@ _MARKS: dict[str, tuple[str, Style]] = {
 class TomlEditor(TextArea):
     """A code-editor ``TextArea`` for TOML with finding marks in the gutter."""
 
-    DEFAULT_CSS: ClassVar[str] = "TomlEditor { height: 1fr; }"
+    DEFAULT_CSS: ClassVar[str] = """
+    TomlEditor { height: 1fr; border: none; padding: 0; scrollbar-size-horizontal: 1; }
+    TomlEditor:focus { border: none; }
+    """
 
     def __init__(self, text: str = "", *, read_only: bool = False, id: str | None = None) -> None:
         """A TOML editor (plain text when tree-sitter's TOML grammar is missing)."""
