@@ -100,3 +100,34 @@ def test_plan_can_be_cancelled_from_another_thread(tmp_path: Path) -> None:
     with pytest.raises(PlanCancelled):
         plan_dataset(main, base_dir=tmp_path, progress=stop_after_the_first, cancel=cancel)
     assert plan_dataset(main, base_dir=tmp_path).plan is not None  # a cancelled plan is not cached
+
+
+def test_an_isolated_plan_is_the_same_plan_made_in_a_child_process(tmp_path: Path) -> None:
+    from dpipe_tui.services import datasets
+
+    main = _dataset(tmp_path, dirs=2, images=3)
+    seen: list[tuple[int, int]] = []
+    child = plan_dataset(main, base_dir=tmp_path, isolated=True, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(0, 2), (1, 2), (2, 2)]  # progress crosses the process boundary
+    datasets._CACHE.clear()
+    here = plan_dataset(main, base_dir=tmp_path)
+    assert child.plan is not None
+    assert here.plan is not None
+    assert child.lines == here.lines
+    assert child.plan.total_steps == here.plan.total_steps
+    broken = tmp_path / "broken.toml"
+    broken.write_text("dataset = 'nope.toml'\nepochs = 1\n[model]\ntype = 'chroma'\n")
+    failed = plan_dataset(broken, base_dir=tmp_path, isolated=True)
+    assert failed.plan is None
+    assert failed.error is not None
+    assert "no dataset plan" in failed.error
+
+
+def test_an_isolated_plan_is_cancelled_by_killing_its_child(tmp_path: Path) -> None:
+    main = _dataset(tmp_path, dirs=3, images=2)
+    cancel = threading.Event()
+    cancel.set()  # before it starts: the child is killed within a tenth of a second
+    t0 = time.perf_counter()
+    with pytest.raises(PlanCancelled):
+        plan_dataset(main, base_dir=tmp_path, isolated=True, cancel=cancel)
+    assert time.perf_counter() - t0 < 5

@@ -104,7 +104,10 @@ async def test_switching_the_model_type_shows_what_no_longer_applies_before_remo
         # the schema: flux reads every key chroma does, and adds its own
         await until(pilot, lambda: "f-model-guidance" in form.specs)
         assert not form.query(".not-applying")
-        rebuilt = lambda: [w for w in form.query("#f-model-type") if w is not first and w.is_mounted]  # noqa: E731
+
+        def rebuilt() -> list[Select[str]]:
+            return [w for w in form.query("#f-model-type").results(Select) if w is not first and w.is_mounted]
+
         await until(pilot, rebuilt)  # the form was rebuilt for flux
         await pilot.pause()
         rebuilt()[0].value = "sdxl"
@@ -142,6 +145,8 @@ async def test_the_dataset_panel_counts_missing_captions(tmp_path: Path) -> None
         text = editor.query_one("#plan-text", Static)
         await until(pilot, lambda: "captions:" in str(text.render()), timeout=60)
         assert "3 missing" in str(text.render())
+        # and, as `validate` does after its scan, the plan's problems join the findings
+        await until(pilot, lambda: any("d.toml" in f and "3 item(s)" in f for f in _findings(editor)))
 
 
 @pytest.mark.parametrize(("answer", "saved"), [("d", False), ("s", True)], ids=["discard", "save"])
@@ -231,7 +236,9 @@ async def test_launch_is_blocked_by_errors_and_goes_through_new_run_when_clean(t
         await _opened(pilot, app)
         await pilot.press("ctrl+l")
         await until(pilot, lambda: isinstance(app.screen, NewRunScreen))
-        assert app.screen.preselect == demo
+        new_run = app.screen
+        assert isinstance(new_run, NewRunScreen)
+        assert new_run.preselect == demo
 
 
 async def test_a_runs_frozen_profile_opens_read_only(tmp_path: Path) -> None:

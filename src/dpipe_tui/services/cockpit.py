@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
     from dpipe_tui.checkpoints.resume import ResumePoint
     from dpipe_tui.checkpoints.saved import SavedModel
+    from dpipe_tui.datasets.plan import StepPlan
     from dpipe_tui.gpu.probe import GpuProbe, GpuReport
-    from dpipe_tui.profiles import ValidationReport
+    from dpipe_tui.profiles import Finding, ValidationReport
     from dpipe_tui.services import profiles as profile_svc
     from dpipe_tui.services.datasets import DatasetPlanResult
     from dpipe_tui.services.editor import EditSession
@@ -125,13 +126,30 @@ class Cockpit:
         gpu_count: int = 1,
         progress: Callable[[int, int], None] | None = None,
         cancel: threading.Event | None = None,
+        isolated: bool = False,
     ) -> DatasetPlanResult:
-        """The dataset plan of a saved main profile: progress, cancel (:class:`PlanCancelled`), cached."""
+        """The dataset plan of a saved main profile: progress, cancel (:class:`PlanCancelled`), cached;
+        ``isolated``: scanned in a child process (a TUI keeps its interpreter to itself)."""
         from dpipe_tui.services import profiles as profile_svc
         from dpipe_tui.services.datasets import plan_dataset
 
         base_dir = profile_svc.run_base_dir(profile, self.home) or profile.resolve().parent
-        return plan_dataset(profile, base_dir=base_dir, gpu_count=gpu_count, progress=progress, cancel=cancel)
+        return plan_dataset(
+            profile,
+            base_dir=base_dir,
+            gpu_count=gpu_count,
+            progress=progress,
+            cancel=cancel,
+            isolated=isolated,
+        )
+
+    @staticmethod
+    def plan_findings(report: ValidationReport, plan: StepPlan) -> list[Finding]:
+        """A dataset plan's problems as findings of ``report``'s dataset config (what ``validate`` adds
+        after its scan; the editor adds them when its dataset panel has scanned)."""
+        from dpipe_tui.services import profiles as profile_svc
+
+        return profile_svc.plan_findings(report, plan)
 
     def profiles(self, folders: list[Path] | None = None) -> list[profile_svc.ProfileSummary]:
         """The profile library (``folders``, else the cockpit's profile folders)."""

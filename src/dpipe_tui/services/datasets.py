@@ -13,8 +13,12 @@ folders: a stat walk (names, sizes, modification times of every entry, recursive
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import pickle
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +62,7 @@ def plan_dataset(
     gpu_count: int = 1,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    isolated: bool = False,
 ) -> DatasetPlanResult:
     """Plan the dataset of the main profile at ``profile`` (as saved on disk).
 
@@ -67,6 +72,8 @@ def plan_dataset(
         gpu_count: the world size of the planned run.
         progress: told (directories done, directories in all) while scanning.
         cancel: set it (from any thread) to stop the scan; the call then raises :class:`PlanCancelled`.
+        isolated: scan in a child process (:mod:`dpipe_tui.services.plan_job`), so a long scan does
+            not compete for the GIL with the caller's other threads (the TUI drawing).
 
     Raises:
         PlanCancelled: ``cancel`` was set.
@@ -79,23 +86,80 @@ def plan_dataset(
         hit = _CACHE.get(key)
     if hit is not None:
         return DatasetPlanResult(hit.plan, hit.lines, hit.error, cached=True)
-    try:
-        plan = plan_for_profile(
-            profile,
-            base_dir=base_dir,
-            world_size=gpu_count,
-            progress=progress,
-            cancel=cancel.is_set if cancel is not None else None,
-        )
-    except ScanCancelled as exc:
-        raise PlanCancelled(str(exc)) from exc
-    except (PlanError, DatasetConfigError, OSError, ValueError) as exc:
-        result = DatasetPlanResult(None, (), f"no dataset plan: {exc}")
+    if isolated:
+        result = _plan_in_child(profile, base_dir, gpu_count, progress, cancel)
     else:
-        result = DatasetPlanResult(plan, tuple(summary_lines(plan)))
+        try:
+            plan = plan_for_profile(
+                profile,
+                base_dir=base_dir,
+                world_size=gpu_count,
+                progress=progress,
+                cancel=cancel.is_set if cancel is not None else None,
+            )
+        except ScanCancelled as exc:
+            raise PlanCancelled(str(exc)) from exc
+        except (PlanError, DatasetConfigError, OSError, ValueError) as exc:
+            result = DatasetPlanResult(None, (), f"no dataset plan: {exc}")
+        else:
+            result = DatasetPlanResult(plan, tuple(summary_lines(plan)))
     with _LOCK:
         _CACHE[key] = result
     return result
+
+
+def _plan_in_child(
+    profile: Path,
+    base_dir: Path,
+    gpu_count: int,
+    progress: Callable[[int, int], None] | None,
+    cancel: threading.Event | None,
+) -> DatasetPlanResult:
+    """The plan, made by ``python -m dpipe_tui.services.plan_job`` (killed when ``cancel`` is set)."""
+    cmd = [sys.executable, "-m", "dpipe_tui.services.plan_job", str(profile), str(base_dir), str(gpu_count)]
+    proc = subprocess.Popen(  # stderr joins stdout: one pipe to drain, so the child never blocks on it
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    done = threading.Event()
+
+    def watch_cancel() -> None:
+        while not done.is_set():
+            if cancel is not None and cancel.wait(0.1):
+                proc.kill()
+                return
+            if cancel is None:
+                done.wait(0.5)
+
+    threading.Thread(target=watch_cancel, name="dpipe-plan-cancel", daemon=True).start()
+    payload: tuple[Any, ...] | None = None
+    other: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            kind, _, rest = line.strip().partition(" ")
+            if kind == "progress":
+                done_dirs, total = rest.split()
+                if progress is not None:
+                    progress(int(done_dirs), int(total))
+            elif kind == "result":
+                # our own child, started just above with this interpreter: trusted like an import
+                payload = pickle.loads(base64.b64decode(rest))
+            else:
+                other = [*other[-4:], line.rstrip()]  # a traceback's last lines say why
+        proc.wait()
+    finally:
+        done.set()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if cancel is not None and cancel.is_set():
+        raise PlanCancelled("the dataset scan was cancelled")
+    if payload is None:
+        why = " / ".join(other)[-300:] or f"exit {proc.returncode}"
+        return DatasetPlanResult(None, (), f"no dataset plan: the scan failed ({why})")
+    if payload[0] == "ok":
+        return DatasetPlanResult(payload[1], payload[2])
+    return DatasetPlanResult(None, (), str(payload[1]))
 
 
 def _key(profile: Path, base_dir: Path, gpu_count: int) -> str:

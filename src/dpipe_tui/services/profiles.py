@@ -27,6 +27,7 @@ from dpipe_tui.profiles.snapshot import read_profile_text
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dpipe_tui.datasets.plan import StepPlan
     from dpipe_tui.profiles.validate import ReadText
 
 __all__ = [
@@ -90,13 +91,7 @@ _SEVERITY = {"error": Severity.ERROR, "warning": Severity.WARNING, "hint": Sever
 
 def _summary(fv: FileValidation, gpu_count: int | None, read: ReadText | None = None) -> None:
     """Fill ``fv``'s dataset summary and add the plan's problems to its findings."""
-    from dpipe_tui.datasets import (
-        DatasetConfigError,
-        PlanError,
-        plan_for_profile,
-        plan_problems,
-        summary_lines,
-    )
+    from dpipe_tui.datasets import DatasetConfigError, PlanError, plan_for_profile, summary_lines
 
     report = fv.report
     if report.base_dir is None or report.dataset_path is None or not report.dataset_path.is_file():
@@ -112,7 +107,18 @@ def _summary(fv: FileValidation, gpu_count: int | None, read: ReadText | None = 
     fv.dataset_summary = summary_lines(plan)
     fv.total_steps = int(plan.total_steps) if plan.total_steps else None
     fv.steps_per_epoch = int(plan.steps_per_epoch) if plan.steps_per_epoch else None
+    report.findings.extend(plan_findings(report, plan, read))
+
+
+def plan_findings(report: ValidationReport, plan: StepPlan, read: ReadText | None = None) -> list[Finding]:
+    """The dataset plan's problems as findings located in the dataset config (those the path checks
+    and the dataset rules of ``report`` already said are left out): what ``validate`` adds to its
+    findings once it has scanned, and what the editor adds when its dataset panel has."""
+    from dpipe_tui.datasets import plan_problems
+
     dataset = report.dataset_path
+    if dataset is None:
+        return []
     try:
         index = PositionIndex((read or read_profile_text)(dataset))
     except (OSError, UnicodeDecodeError):
@@ -120,14 +126,14 @@ def _summary(fv: FileValidation, gpu_count: int | None, read: ReadText | None = 
     mine = [f for f in report.findings if f.file == dataset]
     covered = {f.key for f in mine if f.code in _PATH_CODES}
     has_errors = any(f.severity is Severity.ERROR for f in mine)
+    out: list[Finding] = []
     for p in plan_problems(plan):
         key = format_key(p.key)
         if key in covered or (p.code == "dataset-settings" and has_errors):
             continue  # already reported by the path checks or the dataset rules
         line, col = index.nearest(p.key) or (1, 1)
-        report.findings.append(
-            Finding(_SEVERITY[p.severity], dataset, line, col, key, p.message, p.fix, p.code)
-        )
+        out.append(Finding(_SEVERITY[p.severity], dataset, line, col, key, p.message, p.fix, p.code))
+    return out
 
 
 def _main_table(path: Path) -> dict[str, object] | None:

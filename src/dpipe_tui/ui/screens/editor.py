@@ -103,6 +103,7 @@ class EditorScreen(Screen[None]):
         self._debounce: Any = None
         self._validated_text: str | None = None
         self._prompts: list[str] = []
+        self._plan: Any = None
         self._offered_disk: str | None = None
         self._plan_cancel: threading.Event | None = None
         self._stop_watch = threading.Event()
@@ -317,13 +318,21 @@ class EditorScreen(Screen[None]):
             return  # typed on meanwhile: the next validation is coming
         self._validated_text = text
         self.report = report
+        self._show_findings(report)
+        self.validated_at = time.monotonic()
+
+    def _show_findings(self, report: ValidationReport) -> None:
+        """The buffer's findings (and, while it is the saved file, its dataset plan's) in the list,
+        the gutter and beside the fields."""
+        found = list(report.findings)
+        if self._plan is not None and self.session is not None and not self.session.is_modified(self.buffer):
+            found += self.cockpit.plan_findings(report, self._plan)  # as `validate` has them after its scan
         self.findings = sorted(
-            report.findings,
-            key=lambda f: (Path(f.file) != self.path if f.file else True, f.line or 0, f.column or 0),
+            found, key=lambda f: (Path(f.file) != self.path if f.file else True, f.line or 0, f.column or 0)
         )
         counts = {s: sum(1 for f in self.findings if str(f.severity) == s) for s in _ORDER}
         head = f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['hint']} hint(s)"
-        prompts = [("ok: " if report.ok else "errors block a launch: ") + head]
+        prompts = [("errors block a launch: " if counts["error"] else "ok: ") + head]
         for f in self.findings:
             where = f"{f.line}:{f.column or 1}" if f.line else "-"
             other = "" if f.file is None or Path(f.file) == self.path else f"{Path(f.file).name}:"
@@ -350,7 +359,6 @@ class EditorScreen(Screen[None]):
             self.query_one("#profile-form", ProfileForm).mark(
                 lambda spec: EditSession.value(parsed, spec.key), self._field_marks()
             )
-        self.validated_at = time.monotonic()
 
     @on(OptionList.OptionSelected, "#findings")
     def jump_to_finding(self, event: OptionList.OptionSelected) -> None:
@@ -383,6 +391,8 @@ class EditorScreen(Screen[None]):
         done: int = 0
         total: int = 0
         text: str | None = None
+        plan: Any = None
+        """The finished plan (its problems join the findings while the buffer is the saved file)."""
 
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def plan(self) -> None:
@@ -404,7 +414,7 @@ class EditorScreen(Screen[None]):
             self.post_message(self.PlanUpdate(done=done, total=total))
 
         try:
-            result = self.cockpit.plan_dataset(self.path, progress=progress, cancel=cancel)
+            result = self.cockpit.plan_dataset(self.path, progress=progress, cancel=cancel, isolated=True)
         except PlanCancelled:
             self.post_message(self.PlanUpdate(text="scan cancelled (save to plan again)"))
             return
@@ -414,7 +424,7 @@ class EditorScreen(Screen[None]):
         text = result.error or "\n".join(result.lines)
         if session is not None and session.is_modified(self.buffer):
             text = "(plan of the saved file; save with ctrl+s to re-plan)\n" + text
-        self.post_message(self.PlanUpdate(text=text))
+        self.post_message(self.PlanUpdate(text=text, plan=result.plan))
 
     @on(PlanUpdate)
     def _plan_update(self, update: PlanUpdate) -> None:
@@ -425,6 +435,9 @@ class EditorScreen(Screen[None]):
             cancel.disabled = True
             bar.update(total=1, progress=1)
             text.update(update.text)
+            self._plan = update.plan
+            if self.report is not None:
+                self._show_findings(self.report)
             self.planned_at = time.monotonic()
             return
         cancel.disabled = False
