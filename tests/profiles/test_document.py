@@ -50,15 +50,29 @@ def test_string_edit_keeps_quote_style_and_comment() -> None:
     assert doc.text == "a = 'z'  # keep me\nb = \"w\"\n"
 
 
-def test_add_key_goes_into_its_table_before_the_next_tables_comment() -> None:
-    text = "epochs = 1\n\n[model]\ntype = 'chroma'\n\n# about the optimizer\n[optimizer]\nlr = 1\n"
-    doc = ProfileDocument.from_text(text)
-    doc.set("model.dtype", "bfloat16")
-    doc.set("save_every_n_epochs", 1)
-    assert doc.text == (
+ADD_CASES = {
+    "into its table, before the next table's comment": (
+        "epochs = 1\n\n[model]\ntype = 'chroma'\n\n# about the optimizer\n[optimizer]\nlr = 1\n",
+        {"model.dtype": "bfloat16", "save_every_n_epochs": 1},
         "epochs = 1\nsave_every_n_epochs = 1\n\n[model]\ntype = 'chroma'\ndtype = 'bfloat16'\n\n"
-        "# about the optimizer\n[optimizer]\nlr = 1\n"
-    )
+        "# about the optimizer\n[optimizer]\nlr = 1\n",
+    ),
+    "into the last table and an indented table": (
+        "epochs = 1\n\n[model]\n  type = 'chroma'  # indented\n  dtype = 'bfloat16'\n\n[optimizer]\nlr = 1\n",
+        {"model.transformer_dtype": "float8", "optimizer.weight_decay": 0.01},
+        "epochs = 1\n\n[model]\n  type = 'chroma'  # indented\n  dtype = 'bfloat16'\n"
+        "  transformer_dtype = 'float8'\n\n[optimizer]\nlr = 1\nweight_decay = 0.01\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ADD_CASES)
+def test_an_added_key_goes_after_its_tables_last_key(case: str) -> None:
+    text, values, expected = ADD_CASES[case]
+    doc = ProfileDocument.from_text(text)
+    for key, value in values.items():
+        doc.set(key, value)
+    assert doc.text == expected
     assert validate_text(doc.text).kind == "main"
 
 

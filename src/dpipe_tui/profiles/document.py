@@ -215,7 +215,17 @@ def _append_key(table: Any, name: str, value: Any) -> None:
         else:
             container._insert_at(0, name, value)  # tomlkit has no public "insert before"
         return
-    container._insert_after(last, name, value)  # tomlkit has no public "insert after"
+    # tomlkit has no public "insert after" (and 0.15 dropped the private one): insert at
+    # the body index after the last plain key, appending when that is the end.
+    idx = 1 + max(i for i, (k, _) in enumerate(container.body) if k is not None and k.key == last)
+    if idx >= len(container.body):
+        container.append(name, value)
+        return
+    previous = container.body[idx - 1][1]
+    container._insert_at(idx, name, value)
+    inserted = container.body[idx][1]
+    if not inserted.trivia.indent and previous.trivia.indent.strip(" \t") == "":
+        inserted.trivia.indent = previous.trivia.indent
 
 
 def _refusal(dest: Path, what: str, fix: str, code: str) -> ProfileChangedError:
