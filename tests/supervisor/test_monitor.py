@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 
 from dpipe_tui.runs.registry import Registry
+from dpipe_tui.telemetry.catchup import CatchUp, read_sidecar, sidecar_path
+from dpipe_tui.telemetry.events import Event, EventKind
+from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS
+from dpipe_tui.telemetry.store import MetricsTail
 from tests.supervisor.conftest import ProfileFactory, Submitter, state_of, wait_for
 
 
@@ -45,6 +49,30 @@ def test_completed_run_records_everything(
     for path in (reg.run_dir(record.id) / n for n in ("run.json", "console.log", "metrics.jsonl")):
         assert path.stat().st_mode & 0o777 == 0o600
     assert reg.run_dir(record.id).stat().st_mode & 0o777 == 0o700
+
+
+def test_the_monitor_leaves_a_catch_up_sidecar_that_gives_the_full_scans_events(
+    home: Path, scripted_profile: ProfileFactory, submit_scripted: Submitter
+) -> None:
+    record = submit_scripted(scripted_profile(steps=30, step_time=0.01, checkpoint_every=7))
+    wait_for(lambda: state_of(home, record.id) == "completed")
+    metrics = Registry(home).metrics(record.id)
+    side = sidecar_path(metrics)
+    assert side.stat().st_mode & 0o777 == 0o600
+
+    def fold(recent: int = RECENT_STEPS) -> CatchUp:  # the monitor's fold by default
+        return CatchUp(FOLDED_KINDS, recent_kind="step", recent=recent)
+
+    def catch_up() -> list[Event]:
+        return MetricsTail(metrics).catch_up(FOLDED_KINDS, recent_kind="step", recent=RECENT_STEPS)
+
+    assert MetricsTail(metrics).catch_up_into(fold())  # the sidecar matches the file
+    assert not read_sidecar(metrics, fold(recent=10))  # not for another fold
+    with_side = catch_up()
+    side.unlink()
+    assert not MetricsTail(metrics).catch_up_into(fold())
+    assert with_side == catch_up()
+    assert [e.kind for e in with_side].count(EventKind.STEP) == 30
 
 
 def test_exit_zero_without_training_complete_is_failed(

@@ -23,7 +23,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 from dpipe_tui.runs import redact
 from dpipe_tui.runs.model import RecordError, RunRecord, RunState, transition
@@ -39,6 +39,8 @@ from dpipe_tui.supervisor.progress import RunSummary, discover_run_folder, snaps
 from dpipe_tui.supervisor.sidecar import Sidecar
 from dpipe_tui.supervisor.telemetry_link import FailureInfo, classify, make_parser
 from dpipe_tui.telemetry.events import Event, EventKind
+from dpipe_tui.telemetry.progress import FOLDED_KINDS, RECENT_STEPS
+from dpipe_tui.telemetry.store import MetricsAppender
 
 log = logging.getLogger("dpipe_tui.monitor")
 
@@ -48,6 +50,17 @@ DISK_CHECK_S = 30.0
 """How often the monitor looks at the free disk where output_dir lives (low-disk notification)."""
 STOP_CHECK_S = 0.5
 """How often the monitor looks for a stop request in ``run.json`` (and ticks a stop under way)."""
+READ_BATCH_S = 0.25
+"""While the engine prints, the monitor reads its pipe at most this often (everything there at once)."""
+GATHER_BELOW = 16 << 10
+"""A read shorter than this is followed by a ``READ_BATCH_S`` pause; a longer one (a burst that could
+fill the 64 KiB pipe and block the engine's prints) by the next read at once."""
+WRITE_BATCH_S = 1.0
+"""Events are appended to ``metrics.jsonl`` at most this often, except :data:`URGENT_KINDS`."""
+URGENT_KINDS = frozenset(
+    {EventKind.PHASE, EventKind.ERROR, EventKind.EXIT, EventKind.COMPLETE, EventKind.QUIT, EventKind.STOP}
+)
+"""Kinds written at once: a follower sees a phase change, a failure or a stop step without delay."""
 
 
 class EngineSpawner(Protocol):
@@ -184,10 +197,11 @@ class Monitor:
         before = snapshot_entries(output_dir)
         with (
             open(self.run_dir / CONSOLE_LOG, "ab") as console_fh,
-            open(self.run_dir / METRICS, "ab") as metrics_fh,
+            MetricsAppender(
+                self.run_dir / METRICS, kinds=FOLDED_KINDS, recent_kind="step", recent=RECENT_STEPS
+            ) as metrics,
         ):
-            for path in (self.run_dir / CONSOLE_LOG, self.run_dir / METRICS):
-                os.chmod(path, 0o600)
+            os.chmod(self.run_dir / CONSOLE_LOG, 0o600)
             console = ConsoleWriter(console_fh)
             if record.attempt > 1 or console_fh.tell() > 0:
                 resume = f" (resume from {record.resume_tag})" if record.resume_tag else ""
@@ -228,25 +242,21 @@ class Monitor:
                 run_folder=record.engine_run_dir,
                 peak_vram=record.peak_vram_bytes,
             )
-            events = self._pump(proc, console, metrics_fh, summary, output_dir, before, sidecar)
+            events = self._pump(proc, console, metrics, summary, output_dir, before, sidecar)
             exit_code = proc.wait()
             if summary.run_folder is None and output_dir is not None:
                 summary.run_folder = discover_run_folder(output_dir, before)
             # the last scalars (epoch loss, final eval) land at exit; tensorboardX flushes on close
             tail = sidecar.poll(summary.run_folder, None, final=True)
-            if tail:
-                metrics_fh.write("".join(e.to_json() + "\n" for e in tail).encode("utf-8"))
-                metrics_fh.flush()
+            metrics.write(tail)
             leftovers = procs.group_members(proc.pid)
             if leftovers:
                 console.write_note(f"dpipe-tui: engine exited; ending {len(leftovers)} leftover process(es)")
                 procs.terminate_group(proc.pid, steps=((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)))
             if self._escalation is not None and not self._escalation.done:
                 self._escalation.tick()  # the group is empty now: the stop's last step
-            if self._stop_events:
-                metrics_fh.write("".join(e.to_json() + "\n" for e in self._stop_events).encode("utf-8"))
-                metrics_fh.flush()
-                self._stop_events = []
+            metrics.write(self._stop_events)
+            self._stop_events = []
             console.write_note(f"==== dpipe-tui: engine exited with code {exit_code} ====")
         failure = classify(exit_code, list(events), list(console.tail), config_path=record.config_path)
         return self._finish(record, exit_code=exit_code, summary=summary, failure=failure)
@@ -255,28 +265,40 @@ class Monitor:
         self,
         proc: subprocess.Popen[bytes],
         console: ConsoleWriter,
-        metrics_fh: BinaryIO,
+        metrics: MetricsAppender,
         summary: RunSummary,
         output_dir: Path | None,
         before: set[str],
         sidecar: Sidecar,
     ) -> deque[Event]:
-        """Copy output to the log and the parser until EOF (or shortly after the leader exits)."""
+        """Copy output to the log and the parser until EOF (or shortly after the leader exits).
+
+        Batched: while output flows it is read at most every ``READ_BATCH_S`` (all that is there,
+        in one go), and events are appended to ``metrics.jsonl`` at most every ``WRITE_BATCH_S``,
+        except the ones a follower must see at once (:data:`URGENT_KINDS`). When the engine is
+        quiet the monitor sleeps in ``select`` on the pipe until the next timed job is due.
+        """
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         parser = make_parser()
         kept: deque[Event] = deque(maxlen=5000)
-        last_record = 0.0
+        pending: list[Event] = []
+        last_record = last_write = 0.0
         exited_at: float | None = None
         eof = False
         while not eof:
-            ready, _, _ = select.select([fd], [], [], 0.25)
-            new: list[Event] = []
+            now = time.monotonic()
+            ready, _, _ = select.select([fd], [], [], self._idle_timeout(now, exited_at))
+            gather = False
             if ready:
-                data = os.read(fd, 1 << 16)
+                data = _read_available(fd)
                 if data:
+                    gather = len(data) < GATHER_BELOW  # a burst is read again at once, never throttled
                     console.feed(data)
-                    new = parser.feed(data)
+                    fresh = parser.feed(data)
+                    pending += fresh
+                    if summary.run_folder is None and any(e.kind in _FOLDER_DUE for e in fresh):
+                        summary.folder_checked = 0.0  # the folder exists once training starts: look now
                 else:
                     eof = True
             now = time.monotonic()
@@ -286,27 +308,14 @@ class Monitor:
                 break  # orphans may hold the pipe open; the monitor ends them after the loop
             if eof:
                 console.flush()
-                new += parser.flush()
-            if now - self._disk_checked >= DISK_CHECK_S:
-                self._disk_checked = now
-                low: list[dict[str, Any]] = []
-                self._check_disk(output_dir, low)
-                for event in low:
-                    Notifier(self._settings.notify).send(event)
-            if now - self._stop_checked >= STOP_CHECK_S:
-                self._stop_checked = now
-                self._watch_stop(proc, summary)
-                new += self._stop_events
-                self._stop_events = []
-            new += sidecar.poll(summary.run_folder, proc.pid, now)
-            if sidecar.peak_vram is not None and sidecar.peak_vram != summary.peak_vram:
-                summary.peak_vram = sidecar.peak_vram
-                summary.dirty = True
-            if new:
-                metrics_fh.write("".join(e.to_json() + "\n" for e in new).encode("utf-8"))
-                metrics_fh.flush()
-                kept.extend(new)
-                summary.absorb(new)
+                pending += parser.flush()
+            pending += self._timed_jobs(now, proc, summary, output_dir, before, sidecar)
+            if pending and (eof or now - last_write >= WRITE_BATCH_S or _urgent(pending)):
+                last_write = now
+                metrics.write(pending)
+                kept.extend(pending)
+                summary.absorb(pending)
+                pending = []
             if summary.run_folder is None and output_dir is not None and now - summary.folder_checked >= 1.0:
                 summary.folder_checked = now
                 summary.run_folder = discover_run_folder(output_dir, before)
@@ -314,11 +323,54 @@ class Monitor:
             if summary.dirty and now - last_record >= self.record_interval:
                 last_record = now
                 self._record_progress(summary)
+            if gather and not eof:
+                time.sleep(READ_BATCH_S)  # let the pipe gather the next batch (64 KiB is ~10 s of logs)
         console.flush()
+        if pending:
+            metrics.write(pending)
+            kept.extend(pending)
+            summary.absorb(pending)
         return kept
 
+    def _idle_timeout(self, now: float, exited_at: float | None) -> float:
+        """How long ``select`` may sleep on a quiet pipe: until the next stop check (or drain end)."""
+        due = self._stop_checked + STOP_CHECK_S - now
+        if exited_at is not None:
+            due = min(due, exited_at + EXIT_DRAIN_S - now)
+        return min(max(due, 0.01), STOP_CHECK_S)
+
+    def _timed_jobs(
+        self,
+        now: float,
+        proc: subprocess.Popen[bytes],
+        summary: RunSummary,
+        output_dir: Path | None,
+        before: set[str],
+        sidecar: Sidecar,
+    ) -> list[Event]:
+        """The disk check, the stop check and the sidecar's poll, each when due; their events."""
+        new: list[Event] = []
+        if now - self._disk_checked >= DISK_CHECK_S:
+            self._disk_checked = now
+            low: list[dict[str, Any]] = []
+            self._check_disk(output_dir, low)
+            for event in low:
+                Notifier(self._settings.notify).send(event)
+        if now - self._stop_checked >= STOP_CHECK_S:
+            self._stop_checked = now
+            self._watch_stop(proc, summary, output_dir, before)
+            new += self._stop_events
+            self._stop_events = []
+        new += sidecar.poll(summary.run_folder, proc.pid, now)
+        if sidecar.peak_vram is not None and sidecar.peak_vram != summary.peak_vram:
+            summary.peak_vram = sidecar.peak_vram
+            summary.dirty = True
+        return new
+
     # -- stop ---------------------------------------------------------------------------------------
-    def _watch_stop(self, proc: subprocess.Popen[bytes], summary: RunSummary) -> None:
+    def _watch_stop(
+        self, proc: subprocess.Popen[bytes], summary: RunSummary, output_dir: Path | None, before: set[str]
+    ) -> None:
         """Start the stop the registry asks for, escalate it on a second (hard) request, tick it."""
         try:
             record = self.registry.load(self.run_id)
@@ -327,6 +379,9 @@ class Monitor:
         if not record.stop_requested:
             return
         if self._escalation is None:
+            if summary.run_folder is None and output_dir is not None:  # look now, not at the next poll
+                summary.folder_checked = time.monotonic()
+                summary.run_folder = discover_run_folder(output_dir, before)
             self._escalation = self._escalation_for(record, proc, summary)
         elif record.stop_now and not self._escalation.now:
             self._escalation.escalate_now()
@@ -421,6 +476,27 @@ class Monitor:
             log.info("auto-resuming %s from %s (%s)", record.id, plan.tag, plan.reason)
             self.registry.update(self.run_id, lambda cur: autoresume.apply(cur, plan))
         return True
+
+
+_FOLDER_DUE = frozenset({EventKind.PHASE, EventKind.STEP})
+
+
+def _urgent(events: list[Event]) -> bool:
+    return any(e.kind in URGENT_KINDS for e in events)
+
+
+def _read_available(fd: int, limit: int = 1 << 20) -> bytes:
+    """Everything the pipe holds now, up to ``limit`` bytes (b"" at EOF); blocks only for the first read."""
+    data = os.read(fd, 1 << 16)
+    chunks = [data]
+    total = len(data)
+    while len(data) == 1 << 16 and total < limit and select.select([fd], [], [], 0)[0]:
+        data = os.read(fd, 1 << 16)
+        if not data:
+            break  # EOF after data: the next select reports it again
+        chunks.append(data)
+        total += len(data)
+    return b"".join(chunks)
 
 
 def _ignore(signum: int, frame: object) -> None:

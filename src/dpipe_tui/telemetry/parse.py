@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from dpipe_tui.telemetry import lines as L
-from dpipe_tui.telemetry.events import Event, EventKind, Phase
+from dpipe_tui.telemetry.events import Event, EventKind, Phase, make_event
 from dpipe_tui.telemetry.failures import classify_text
 from dpipe_tui.telemetry.tracebacks import TracebackTracker
 
@@ -36,10 +36,19 @@ class ConsoleParser:
         clock: source of event timestamps (injected for tests).
         progress_interval: minimum seconds between two ``progress`` events of one bar; redraws in
             between are coalesced, the last one wins.
+        line_by_line: parse every line through :meth:`_line` (no chunk fast path); the reference
+            the fast path is tested against, event for event.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.time, *, progress_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        *,
+        progress_interval: float = 0.5,
+        line_by_line: bool = False,
+    ) -> None:
         self._clock = clock
+        self._line_by_line = line_by_line
         self._interval = progress_interval
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buf = ""
@@ -70,16 +79,74 @@ class ConsoleParser:
         buf = self._buf + text
         if "\r" in buf:
             buf = buf.replace("\r", "\n")
-        parts = buf.split("\n")
-        self._buf = parts.pop()
-        handle = self._line
-        for part in parts:
-            if part:
-                handle(part)
+        cut = buf.rfind("\n")
+        if cut >= 0:
+            self._buf = buf[cut + 1 :]
+            self._lines("\n" + buf[:cut])
+        else:
+            self._buf = buf
         while len(self._buf) > MAX_LINE:  # a runaway unterminated line: cut at fixed boundaries
-            handle(self._buf[:MAX_LINE])
+            self._line(self._buf[:MAX_LINE])
             self._buf = self._buf[MAX_LINE:]
         return self._take()
+
+    def _lines(self, text: str) -> None:
+        """Parse the complete lines of ``text``, each one preceded by a newline.
+
+        The chunk fast path: one C-speed regex scan finds the canonical per-step lines (most of a
+        training log) and they are parsed from the match's groups. The text between two of them
+        (the gap) is skipped at C speed when nothing in it can make an event (no trigger, no lr
+        or step text, no traceback open); the gap that is the step's own lr line goes straight to
+        :meth:`_lr_line`; any other gap goes through :meth:`_line` one line at a time, exactly as
+        before, so tracebacks, rank prefixes and every other shape keep their meaning and order.
+        """
+        line = self._line
+        if self._line_by_line:
+            for part in text.split("\n"):
+                if part:
+                    line(part)
+            return
+        step_groups = self._step_groups
+        gap_lines = self._gap
+        pos = 0
+        for match in L.STEP_LINE_NL.finditer(text):
+            start = match.start()
+            if start > pos:
+                gap_lines(text[pos:start], before_step=True)
+            pos = match.end()
+            step_groups(*match.groups())
+        if pos < len(text):
+            gap_lines(text[pos:], before_step=False)
+
+    def _gap(self, text: str, *, before_step: bool) -> None:
+        """Lines between two canonical step lines (each preceded by a newline).
+
+        Before a step line, the last line is usually DeepSpeed's lr line of that step: it goes
+        straight to :meth:`_lr_line` when :meth:`_line` would send it there. The other lines are
+        skipped whole when none of them can say anything (no trigger, no lr or step text, no
+        traceback open), else they go through :meth:`_line` one by one.
+        """
+        cut = text.rfind("\n") if before_step else len(text)
+        head, last = text[:cut], text[cut + 1 :]
+        tracebacks = self._tracebacks
+        if head and (
+            tracebacks.active or "steps: " in head or ", lr=" in head or L.TRIGGER_RE.search(head) is not None
+        ):
+            line = self._line
+            for part in head.split("\n"):
+                if part:
+                    line(part)
+        if not last:
+            return
+        if (
+            " step=" in last
+            and ", lr=" in last
+            and not tracebacks.active
+            and not last.startswith(("[rank", "steps: "))
+        ):
+            self._lr_line(last)
+        else:
+            self._line(last)
 
     def flush(self) -> list[Event]:
         """End of output: parse the unterminated rest and emit everything still held back."""
@@ -160,13 +227,16 @@ class ConsoleParser:
         tok = line.split()
         if len(tok) < 10 or tok[2] != "loss:" or tok[8] != "samples/sec:":
             return
+        self._step_groups(tok[1], tok[3], tok[7], tok[9])
+
+    def _step_groups(self, step_text: str, loss_text: str, iter_text: str, sps_text: str) -> None:
         try:
-            step = int(tok[1])
-            iter_time = float(tok[7])
-            sps = float(tok[9])
+            step = int(step_text)
+            iter_time = float(iter_text)
+            sps = float(sps_text)
         except ValueError:
             return
-        loss = L.parse_float(tok[3])
+        loss = L.parse_float(loss_text)
         data: dict[str, Any] = {"step": step, "loss": loss, "iter_time": iter_time, "samples_per_sec": sps}
         pending = self._pending_lr
         if pending is not None:
@@ -181,7 +251,7 @@ class ConsoleParser:
         self.last_step = step
         if self._held is not None:
             self._release_progress()
-        self._out.append(Event(EventKind.STEP, self._now, data))
+        self._out.append(make_event(EventKind.STEP, self._now, data))
         if loss != loss and not self._nan_warned:
             self._nan_warned = True
             self._emit(

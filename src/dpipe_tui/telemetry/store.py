@@ -10,17 +10,17 @@ Series store floats in ``array`` buffers (8 bytes a point, no per-point objects)
 from __future__ import annotations
 
 import os
-import re
+import time
 from array import array
 from bisect import bisect_left
-from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
-from dpipe_tui.telemetry.events import Event, EventKind
+from dpipe_tui.telemetry.catchup import SIDECAR_NAME, CatchUp, read_sidecar, write_sidecar
+from dpipe_tui.telemetry.events import Event, EventKind, decode_lines
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
 _BLOCK = 64 * 1024
 
@@ -60,6 +60,11 @@ class ByteTail:
     @offset.setter
     def offset(self, value: int) -> None:
         self._offset, self._rest = value, b""
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unterminated last line read but not yet handed out."""
+        return len(self._rest)
 
     def read_new_lines(self, max_bytes: int | None = None) -> list[bytes]:
         """The complete lines appended since the last call (reading at most ``max_bytes``)."""
@@ -106,58 +111,121 @@ class MetricsTail:
 
     def read_new(self) -> list[Event]:
         """Events from the complete lines appended since the last call (bad lines are skipped)."""
-        return _decode(self._tail.read_new_lines())
+        return decode_lines(self._tail.read_new_lines())
 
     def catch_up(self, kinds: frozenset[str], *, recent_kind: str, recent: int) -> list[Event]:
         """Everything appended so far, decoding only what a fold needs; later reads continue after it.
 
         A million-step run's file holds millions of lines, and decoding them all costs seconds (measured
         in ``benchmarks/bench_telemetry.py``). Folding progress needs every event of ``kinds`` (epochs,
-        checkpoints...), the first ``recent_kind`` event and the last ``recent`` ones: the rest is
-        skipped by a byte match on the line's ``kind``, without JSON decoding. Events come in file order.
+        checkpoints...), the first ``recent_kind`` event and the last ``recent`` ones (:class:`CatchUp`);
+        on a first read the monitor's sidecar supplies the fold of the file up to its recent window,
+        so only the window and what follows it are read. Events come in file order.
 
         Args:
             kinds: kinds returned wherever they are.
             recent_kind: the bulk kind (``step``) of which only the first and the last ``recent`` count.
             recent: how many of the last ``recent_kind`` events to keep.
         """
-        kept: list[tuple[int, bytes]] = []
-        first: list[tuple[int, bytes]] = []
-        window: deque[tuple[int, bytes]] = deque(maxlen=max(recent, 0))
-        wanted = {k.encode() for k in kinds}
-        bulk = recent_kind.encode()
-        index = 0
+        fold = CatchUp(kinds, recent_kind=recent_kind, recent=recent)
+        self.catch_up_into(fold)
+        return fold.events()
+
+    def catch_up_into(self, fold: CatchUp) -> bool:
+        """Fold everything appended so far into ``fold`` (fresh); True when the sidecar was used."""
+        used = self._tail.offset == 0 and read_sidecar(self._tail.path, fold)
+        if used:
+            self._tail.offset = fold.offset
+        else:
+            fold.offset = self._tail.offset
         while True:
             before = self._tail.offset
-            for raw in self._tail.read_new_lines(max_bytes=_CATCH_UP_CHUNK):
-                match = _KIND.search(raw, 0, _KIND_WITHIN)
-                if match is None:
-                    continue
-                index += 1
-                kind = match.group(1)
-                if kind == bulk:
-                    (window if first else first).append((index, raw))
-                elif kind in wanted:
-                    kept.append((index, raw))
+            fold.add(self._tail.read_new_lines(max_bytes=_CATCH_UP_CHUNK))
             if self._tail.offset == before:
                 break
-        return _decode(raw for _, raw in sorted([*first, *kept, *window]))
+        fold.exact = fold.exact and fold.offset == self._tail.offset - self._tail.pending
+        return used
 
 
 _CATCH_UP_CHUNK = 8 << 20
-_KIND = re.compile(rb'"kind":\s*"([a-z_]+)"')
-_KIND_WITHIN = 96
-"""``Event.to_json`` writes ``t`` then ``kind``: the kind sits within the line's first bytes."""
+SIDECAR_INTERVAL_S = 2.0
+"""How often :class:`MetricsAppender` saves the catch-up sidecar while events keep coming."""
 
 
-def _decode(lines: Iterable[bytes]) -> list[Event]:
-    out: list[Event] = []
-    for raw in lines:
-        if raw.strip():
-            event = Event.from_json(raw.decode("utf-8", "replace"))
-            if event is not None:
-                out.append(event)
-    return out
+class MetricsAppender:
+    """The monitor's writer of ``metrics.jsonl``: appends event lines, keeps the catch-up sidecar.
+
+    It folds what it writes (:class:`CatchUp`, after folding what the file already holds, e.g. an
+    earlier attempt's events) and saves the fold beside the file at most every ``interval``
+    seconds and on :meth:`close`, so a reader opening the run reads the recent window, not the file.
+
+    Args:
+        path: ``metrics.jsonl`` (created if missing, private).
+        kinds, recent_kind, recent: the fold readers use (``catch_up``'s arguments).
+        interval: minimum seconds between two sidecar saves.
+        clock: monotonic time source (injected in tests).
+        before_replace: test hook, see :func:`write_sidecar`.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        kinds: frozenset[str],
+        recent_kind: str,
+        recent: int,
+        interval: float = SIDECAR_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        before_replace: Callable[[Path], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.fold = CatchUp(kinds, recent_kind=recent_kind, recent=recent)
+        for stray in self.path.parent.glob(f".{SIDECAR_NAME}.*.tmp"):  # a save killed before its rename
+            stray.unlink(missing_ok=True)
+        MetricsTail(self.path).catch_up_into(self.fold)
+        self._fh: BinaryIO = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        os.chmod(self.path, 0o600)
+        size = self._fh.tell()
+        if size > self.fold.offset:  # a last line without newline (a writer killed mid-line): end it
+            with open(self.path, "rb") as fh:
+                fh.seek(self.fold.offset)
+                partial = fh.read(size - self.fold.offset)
+            self._fh.write(b"\n")
+            self._fh.flush()
+            self.fold.add([partial])
+        self._interval = interval
+        self._clock = clock
+        self._before_replace = before_replace
+        self._saved = clock()
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Append ``events`` (one JSON line each); save the sidecar when it is due."""
+        if not events:
+            return
+        raws = [e.to_json().encode("utf-8") for e in events]
+        self._fh.write(b"\n".join(raws) + b"\n")
+        self._fh.flush()
+        self.fold.add(raws)
+        if self._clock() - self._saved >= self._interval:
+            self.save_sidecar()
+
+    def save_sidecar(self) -> bool:
+        """Save the fold beside the file now (atomically); False when it could not be saved."""
+        self._saved = self._clock()
+        return write_sidecar(self.path, self.fold, before_replace=self._before_replace)
+
+    def close(self) -> None:
+        """Save the sidecar and close the file."""
+        if not self._fh.closed:
+            self._fh.flush()
+            self.save_sidecar()
+            self._fh.close()
+
+    def __enter__(self) -> MetricsAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class LogTail:
