@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from dpipe_tui.checkpoints.inventory import SavedItem, StateItem
     from dpipe_tui.runs.model import RunState
     from dpipe_tui.telemetry.progress import ProgressSnapshot
 
@@ -253,3 +254,70 @@ def progress_segments(f: LineFacts, width: int, *, ascii_only: bool = False) -> 
 def progress_line(f: LineFacts, width: int, *, ascii_only: bool = False) -> str:
     """:func:`progress_segments` as plain text."""
     return "".join(text for text, _ in progress_segments(f, width, ascii_only=ascii_only))
+
+
+# -- checkpoints ----------------------------------------------------------------------------------
+SAVE_COLUMNS = ("save", "format", "r/a", "dtype", "step", "loss", "size", "att", "note")
+FORMAT_SHORT = {
+    "comfyui": "ComfyUI",
+    "lokr": "LoKr",
+    "diffusers": "Diffusers",
+    "kohya": "Kohya",
+    "full": "full",
+}
+"""A save's format in a table cell (the JSON and the help say it in full)."""
+STATE_COLUMNS = ("state", "step", "size", "stages", "att", "note")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def save_row(item: SavedItem, *, pinned: bool = False) -> tuple[str, ...]:
+    """One saved model as the cells of :data:`SAVE_COLUMNS` (the CLI table and the TUI's)."""
+    notes = [n for n in ("pinned" if pinned else "", "abandoned" if item.abandoned else "") if n]
+    if item.problem:
+        notes.append(item.problem)
+    rank_alpha = "-" if item.rank is None else f"{_num(item.rank)}/{_num(item.alpha)}"
+    return (
+        item.name,
+        FORMAT_SHORT.get(item.format, item.format),
+        rank_alpha,
+        item.dtype or "-",
+        "-" if item.step is None else str(item.step),
+        loss_text(item.loss) if item.loss is not None else "-",
+        size(item.size),
+        str(item.attempt),
+        "; ".join(notes),
+    )
+
+
+def state_row(item: StateItem, *, pinned: bool = False) -> tuple[str, ...]:
+    """One training state as the cells of :data:`STATE_COLUMNS`."""
+    notes = [
+        n
+        for n in (
+            "latest" if item.is_latest else "",
+            "pinned" if pinned else "",
+            "abandoned" if item.abandoned else "",
+            "" if item.complete else "incomplete",
+        )
+        if n
+    ]
+    if item.problem and item.complete:
+        notes.append(item.problem)
+    elif item.problem:
+        notes[-1] = item.problem
+    return (item.tag, str(item.step), size(item.size), str(item.stages), str(item.attempt), "; ".join(notes))
+
+
+def table_lines(columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int = 200) -> list[str]:
+    """A plain left-aligned table; the last column takes what is left of ``width`` (cut with …)."""
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns[:-1])]
+    out = []
+    for row in [tuple(c.upper() for c in columns), *rows]:
+        head = "  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False))
+        room = max(width - len(head) - 2, 8)
+        last = row[-1] if len(row[-1]) <= room else row[-1][: room - 1] + "…"
+        out.append(f"{head}  {last}".rstrip())
+    return out

@@ -55,9 +55,9 @@ def root(
 
 
 def _register_commands() -> None:
-    from dpipe_tui.cli import profile_cmds, run_cmds, telemetry_cmds, tui_cmds
+    from dpipe_tui.cli import checkpoint_cmds, profile_cmds, run_cmds, telemetry_cmds, tui_cmds
 
-    for module in (profile_cmds, run_cmds, telemetry_cmds, tui_cmds):
+    for module in (profile_cmds, run_cmds, telemetry_cmds, checkpoint_cmds, tui_cmds):
         module.register(app)
 
 

@@ -25,6 +25,7 @@ from dpipe_tui import paths
 from dpipe_tui.checkpoints.saved import last_saved_model
 from dpipe_tui.runs.model import RecordError, RunRecord, RunState
 from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_LOG, AmbiguousRun, Registry, RunNotFound
+from dpipe_tui.services import checkpoints as ckpt_svc
 from dpipe_tui.services import runs as run_svc
 from dpipe_tui.services.errors import Refusal, RefusalCode, Remedy, RemedyAction
 from dpipe_tui.services.progress import ProgressTracker
@@ -277,6 +278,43 @@ class Cockpit:
             return []
         points = resume_points(Path(record.engine_run_dir))
         return sorted(points, key=lambda p: p.step, reverse=True)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def checkpoints(self, ref: str) -> ckpt_svc.CheckpointListing:
+        """Saves and training states of a run, an engine run folder or an ``output_dir``."""
+        with _refusals():
+            return ckpt_svc.listing(self.home, ref)
+
+    def pin(self, ref: str, item: str, *, pinned: bool = True) -> tuple[Path, bool]:
+        """Pin (or unpin) a save or state of ``ref`` so that no prune removes it."""
+        with _refusals():
+            return ckpt_svc.pin(self.home, ref, item, pinned=pinned)
+
+    def prune(
+        self,
+        ref: str,
+        policy: ckpt_svc.Policy,
+        *,
+        dry_run: bool = False,
+        before_delete: Callable[[Path, int], None] | None = None,
+    ) -> list[ckpt_svc.PruneOutcome]:
+        """Remove what ``policy`` does not keep (never pinned items, ``latest``, a live run's newest)."""
+        with _refusals():
+            return ckpt_svc.prune(self.home, ref, policy, dry_run=dry_run, before_delete=before_delete)
+
+    def export(
+        self,
+        ref: str,
+        save: str,
+        to: Path,
+        *,
+        name: str | None = None,
+        trigger: str | None = None,
+        force: bool = False,
+    ) -> ckpt_svc.ExportResult:
+        """Copy a saved LoRA under a readable name, training metadata in its header; tensors verified."""
+        with _refusals():
+            return ckpt_svc.export(self.home, ref, save, to, name=name, trigger=trigger, force=force)
 
     def frozen_profile(self, ref: str) -> tuple[Path, str]:
         """The profile a run trains from (its frozen copy) and its text, for a read-only view.

@@ -24,6 +24,7 @@ from dpipe_tui.checkpoints.resume import (
     NoCheckpoint,
     check_resumable,
     find_point,
+    resume_points,
     set_latest,
 )
 from dpipe_tui.checkpoints.saved import SavedModel as SavedModel  # re-exported for the front ends
@@ -407,9 +408,15 @@ def _resume_locked(
             f"run {run_id} has no engine run folder (it never got past loading); nothing to resume"
         )
     folder = Path(record.engine_run_dir)
+    abandons: list[str] = []
     try:  # every check first: a refused resume must leave `latest` as it was
+        if from_tag:
+            from_tag = complete_tag(folder, from_tag)
         point = find_point(folder, from_tag) if from_tag else check_resumable(folder)
         warnings = refreeze_for_resume(registry, record, force=force, checkpoint=point)
+        _check_stages(registry.load(run_id), point.path)
+        if from_tag:
+            abandons = _abandons(folder, from_tag, registry.metrics(run_id))
         if from_tag:  # last: rewrite `latest`, its old value appended to the history first
             change = set_latest(folder, from_tag, registry.run_dir(run_id) / LATEST_HISTORY)
             if change.previous is not None:
@@ -419,6 +426,8 @@ def _resume_locked(
                 )
     except NoCheckpoint as exc:
         raise ServiceError(f"cannot resume {run_id}: {exc}", RefusalCode.NO_CHECKPOINT) from exc
+    except StagesMismatch as exc:
+        raise ServiceError(f"cannot resume {run_id}: {exc}", RefusalCode.RESUME_CHANGED) from exc
     except ResumeRefused as exc:
         raise ServiceError(str(exc), RefusalCode.RESUME_CHANGED, Remedy(RemedyAction.FORCE)) from exc
     except OSError as exc:  # an unwritable run folder or registry: say where, no traceback
@@ -427,7 +436,60 @@ def _resume_locked(
         new = registry.update(run_id, lambda cur: _requeue(cur, point.tag, str(folder), auto_resume))
     except IllegalTransition as exc:
         raise ServiceError(f"cannot resume {run_id}: its state changed meanwhile ({exc})") from exc
-    return ResumeResult(new, point.tag, warnings)
+    return ResumeResult(new, point.tag, warnings + abandons)
+
+
+class StagesMismatch(Exception):
+    """The state was saved with another number of pipeline stages than the profile trains with."""
+
+
+def complete_tag(folder: Path, text: str) -> str:
+    """A resume point from what was typed: ``global_step150``, ``150`` or ``step150``, or a unique
+    prefix of a tag (``global_step15`` when only ``global_step150`` starts so); as typed otherwise."""
+    tags = [p.tag for p in resume_points(folder)]
+    if text in tags:
+        return text
+    digits = text.removeprefix("global_").removeprefix("step")
+    if digits.isdigit() and f"global_step{int(digits)}" in tags:
+        return f"global_step{int(digits)}"
+    starts = [t for t in tags if t.startswith(text)]
+    return starts[0] if len(starts) == 1 else text
+
+
+def _check_stages(record: RunRecord, state: Path) -> None:
+    from dpipe_tui.checkpoints.inventory import state_stages
+
+    saved = state_stages(state)
+    try:
+        data = tomllib.loads(Path(record.config_path or "").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    want = data.get("pipeline_stages", 1)
+    if saved and isinstance(want, int) and saved != want:
+        raise StagesMismatch(
+            f"{state.name} was saved with {saved} pipeline stage(s) and the profile has pipeline_stages = "
+            f"{want}; DeepSpeed cannot load it. Set pipeline_stages = {saved}, or resume from a state saved "
+            "with the profile's value"
+        )
+
+
+def _abandons(folder: Path, tag: str, metrics: Path) -> list[str]:
+    """What a resume from ``tag`` leaves behind: the items written after it, in one warning."""
+    from dpipe_tui.checkpoints.inventory import scan_run_folder
+    from dpipe_tui.services.checkpoints import save_telemetry
+
+    saves, states = scan_run_folder(folder, telemetry=save_telemetry(metrics)).later_than(tag)
+    if not saves and not states:
+        return []
+    names = [s.name for s in sorted(saves, key=lambda s: s.mtime)] + [
+        s.tag for s in sorted(states, key=lambda s: s.step)
+    ]
+    shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+    return [
+        f"resuming from {tag} abandons {len(saves)} later save(s) and {len(states)} later state(s) "
+        f"({shown}): they stay on disk, marked abandoned in `dpipe-tui checkpoints`; "
+        "`dpipe-tui prune RUN --abandoned` removes them"
+    ]
 
 
 def _requeue(current: RunRecord, tag: str, folder: str, auto_resume: int | None) -> RunRecord:

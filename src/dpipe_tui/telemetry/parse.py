@@ -56,6 +56,7 @@ class ConsoleParser:
         self._out: list[Event] = []
         self.phase: Phase | None = None
         self.last_step: int | None = None
+        self._last_loss: float | None = None
         self._pending_lr: tuple[int, str] | None = None
         self._lr_text = ""
         self._lr_value: list[float] = []
@@ -249,6 +250,7 @@ class ConsoleParser:
         if self.phase is not Phase.TRAINING:
             self._set_phase(Phase.TRAINING)
         self.last_step = step
+        self._last_loss = loss
         if self._held is not None:
             self._release_progress()
         self._out.append(make_event(EventKind.STEP, self._now, data))
@@ -326,7 +328,12 @@ class ConsoleParser:
 
     def _on_save(self, line: str, key: str, rank: int | None) -> None:
         self._set_phase(Phase.SAVING)
-        self._emit(EventKind.SAVE, {"dir": line[line.index(key) + len(key) :].strip()})
+        data: dict[str, Any] = {"dir": line[line.index(key) + len(key) :].strip()}
+        if self.last_step is not None:  # the browser shows a save's step and loss (epochN names no step)
+            data["step"] = self.last_step
+            if self._last_loss is not None:
+                data["loss"] = self._last_loss
+        self._emit(EventKind.SAVE, data)
 
     def _on_checkpoint(self, line: str, key: str, rank: int | None) -> None:
         match = L.CHECKPOINT_TAG.search(line)
@@ -368,7 +375,7 @@ class ConsoleParser:
     def _on_resume(self, line: str, key: str, rank: int | None) -> None:
         match = L.RESUME.search(line)
         if match:
-            self.last_step = int(match[2]) - 1
+            self.last_step, self._last_loss = int(match[2]) - 1, None
             self._emit(EventKind.RESUME, {"epoch": int(match[1]), "step": int(match[2])})
 
     def _on_quit(self, line: str, key: str, rank: int | None) -> None:

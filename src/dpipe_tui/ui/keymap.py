@@ -18,13 +18,14 @@ if TYPE_CHECKING:
 def binding_ids() -> dict[str, str]:
     """Every binding id of the app's screens and widgets, with what it does."""
     from dpipe_tui.ui.app import DpipeApp
+    from dpipe_tui.ui.screens.checkpoints import CheckpointScreen
     from dpipe_tui.ui.screens.dashboard import DashboardScreen
     from dpipe_tui.ui.screens.editor import EditorScreen
     from dpipe_tui.ui.screens.new_run import NewRunScreen
     from dpipe_tui.ui.screens.run_view import RunScreen
 
     out: dict[str, str] = {}
-    for cls in (DpipeApp, DashboardScreen, RunScreen, NewRunScreen, EditorScreen):
+    for cls in (DpipeApp, DashboardScreen, RunScreen, NewRunScreen, EditorScreen, CheckpointScreen):
         for item in cls.__dict__.get("BINDINGS", ()):
             if isinstance(item, Binding) and item.id:
                 out[item.id] = item.description

@@ -80,6 +80,7 @@ class RunScreen(Screen[None]):
         Binding("v", "save", "Save now", id="run.save"),
         Binding("r", "resume", "Resume", id="run.resume"),
         Binding("p", "profile", "Profile", show=False, id="run.profile"),
+        Binding("c", "checkpoints", "Checkpoints", id="run.checkpoints"),
         Binding("z", "zoom", "Zoom", show=False, id="run.zoom"),
         Binding("slash", "search", "Search", id="run.search"),
         Binding("n", "next_match(1)", "Next", show=False, id="run.next"),
@@ -337,6 +338,12 @@ class RunScreen(Screen[None]):
                 )
         except Refusal as exc:
             self.post_message(ServiceFailed(exc.message))
+
+    def action_checkpoints(self) -> None:
+        """The run's saves and states: resume from one, pin, prune, export."""
+        from dpipe_tui.ui.screens.checkpoints import CheckpointScreen
+
+        self.app.push_screen(CheckpointScreen(self.cockpit, self.run_id))
 
     def action_profile(self) -> None:
         """The profile the run trains from (its frozen copy), read-only."""
