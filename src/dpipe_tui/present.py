@@ -266,7 +266,7 @@ FORMAT_SHORT = {
     "full": "full",
 }
 """A save's format in a table cell (the JSON and the help say it in full)."""
-STATE_COLUMNS = ("state", "step", "size", "stages", "att", "note")
+STATE_COLUMNS = ("state", "step", "epoch", "examples", "size", "stages", "att", "note")
 
 
 def _num(value: float | None) -> str:
@@ -308,7 +308,16 @@ def state_row(item: StateItem, *, pinned: bool = False) -> tuple[str, ...]:
         notes.append(item.problem)
     elif item.problem:
         notes[-1] = item.problem
-    return (item.tag, str(item.step), size(item.size), str(item.stages), str(item.attempt), "; ".join(notes))
+    return (
+        item.tag,
+        str(item.step),
+        "-" if item.epoch is None else str(item.epoch),
+        "-" if item.examples is None else str(item.examples),
+        size(item.size),
+        str(item.stages),
+        str(item.attempt),
+        "; ".join(notes),
+    )
 
 
 def table_lines(columns: tuple[str, ...], rows: list[tuple[str, ...]], width: int = 200) -> list[str]:

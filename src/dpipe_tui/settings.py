@@ -11,6 +11,7 @@ names the file and key, never a silent default.
 ```toml
 default_engine = "builtin"        # or "diffusion-pipe"
 min_free_gib = 2.0                # refuse to launch below this much free disk in output_dir
+stop_below_gib = 1.0              # during a run: save_quit below this (or 1.5x the newest state's size)
 stop_timeout_s = 600              # how long `stop` waits for save_quit before signals
 
 [diffusion_pipe]
@@ -23,6 +24,10 @@ urls = ["https://ntfy.sh/my-topic"]   # ntfy topics, Slack/Discord webhooks, or 
 on = ["completed", "failed", "stopped", "auto_resumed", "low_disk"]   # default: all
 timeout_s = 5                     # per delivery; a dead endpoint never holds the monitor longer
 bell = true                       # the TUI rings the terminal bell when a run ends
+
+[retention]                       # every run's monitor prunes after each save (a profile's
+keep_last_saves = 5               # [dpipe_tui] keep_last_saves / keep_every / keep_states win)
+keep_states = 2
 
 [keymap]                          # the TUI's keys, by binding id (the help screen lists them)
 "run.stop" = "ctrl+x"             # one key or several, comma-separated: "s,ctrl+s"
@@ -79,6 +84,9 @@ class Settings:
         deepspeed: the ``deepspeed`` executable of that checkout's environment, if configured.
         min_free_gib: launches are refused with less free disk than this where ``output_dir`` lives.
         stop_timeout_s: graceful stop (save_quit) wait before signals.
+        stop_below_gib: a run's monitor asks for save_quit when free disk where ``output_dir``
+            lives falls under this (or under 1.5x the newest training state's size, if larger).
+        retention: ``[retention]`` counts (keep_last_saves, keep_every, keep_states), None = keep.
     """
 
     default_engine: str = "builtin"
@@ -86,6 +94,8 @@ class Settings:
     deepspeed: str | None = None
     min_free_gib: float = 2.0
     stop_timeout_s: float = 600.0
+    stop_below_gib: float = 1.0
+    retention: tuple[int | None, int | None, int | None] = (None, None, None)
     notify: NotifySettings = field(default_factory=NotifySettings)
     keymap: tuple[tuple[str, str], ...] = ()
     """``[keymap]``: (binding id, keys) pairs the TUI applies over its default keys."""
@@ -128,9 +138,33 @@ def load_settings(home: Path) -> Settings:
         deepspeed=str(Path(deepspeed).expanduser()) if deepspeed else None,
         min_free_gib=_number(data, "min_free_gib", 2.0, path),
         stop_timeout_s=_number(data, "stop_timeout_s", 600.0, path),
+        stop_below_gib=_number(data, "stop_below_gib", 1.0, path),
+        retention=_retention(data.get("retention", {}), path),
         notify=_notify(data.get("notify", {}), path),
         keymap=_keymap(data.get("keymap", {}), path),
     )
+
+
+_RETENTION_KEYS = ("keep_last_saves", "keep_every", "keep_states")
+
+
+def _retention(table: Any, where: Path) -> tuple[int | None, int | None, int | None]:
+    if not isinstance(table, dict):
+        raise SettingsError(f"{where}: [retention] must be a table ({', '.join(_RETENTION_KEYS)})")
+    unknown = sorted(set(table) - set(_RETENTION_KEYS))
+    if unknown:
+        raise SettingsError(
+            f"{where}: [retention] has no key {', '.join(unknown)} ({', '.join(_RETENTION_KEYS)})"
+        )
+    out: list[int | None] = []
+    for key, least in (("keep_last_saves", 0), ("keep_every", 1), ("keep_states", 0)):
+        value = table.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise SettingsError(
+                f"{where}: [retention] {key} must be a whole number >= {least}, got {value!r}"
+            )
+        out.append(value)
+    return out[0], out[1], out[2]
 
 
 def _keymap(table: Any, where: Path) -> tuple[tuple[str, str], ...]:

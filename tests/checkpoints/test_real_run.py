@@ -64,6 +64,7 @@ def test_a_real_runs_checkpoints_listed_exported_pruned_and_resumed(
         s.step for s in inv.saves if s.step is not None
     )
     assert all(s.complete and s.problem is None for s in inv.states)
+    assert all(s.epoch is not None and s.examples is not None for s in inv.states)  # from telemetry
     assert len(inv.states) >= 4
     assert [s.tag for s in inv.states if s.is_latest] == [inv.latest]
     assert len(inv.launches) == 1

@@ -88,6 +88,8 @@ def checkpoint_home(home: Path, out: Path) -> Cockpit:
     ]
     events.insert(4, Event(EventKind.RESUME, t0 + 1010, {"epoch": 3, "step": 201}))
     events.append(Event(EventKind.SAVE, t0 + 1305, {"dir": "epoch3", "step": 300, "loss": 0.21}))
+    tag = {"tag": "global_step300", "step": 300, "epoch": 3, "examples": 1200}
+    events.append(Event(EventKind.CHECKPOINT, t0 + 1300, tag))
     registry.metrics(record.id).write_text("".join(e.to_json() + "\n" for e in events))
     registry.update(record.id, lambda r: dataclasses.replace(r, checkpoint_tag="global_step300"))
     return Cockpit(home, probe=ScriptedProbe(), clock=lambda: FIXED_NOW)
@@ -132,8 +134,9 @@ async def test_browse_pin_prune_and_export_from_the_run_view(
         assert "abandoned" in by_name["epoch4"][8]
         assert "abandoned" not in by_name["epoch2"][8]
         states = {r[0]: r for r in _rows(screen, "states")}
-        assert "latest" in states["global_step300"][5]
-        assert "abandoned" in states["global_step400"][5]
+        assert states["global_step300"][1:4] == ["300", "3", "1200"]  # step, epoch, examples
+        assert "latest" in states["global_step300"][7]
+        assert "abandoned" in states["global_step400"][7]
         title = str(screen.query_one("#ck-title", Static).render())
         assert "5 saves · 4 states" in title
         assert "latest global_step300" in title

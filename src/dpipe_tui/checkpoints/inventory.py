@@ -74,6 +74,8 @@ class SaveTelemetry:
 
     saves: Mapping[str, tuple[int | None, float | None]] = field(default_factory=dict)
     resumes: Sequence[tuple[float, int]] = ()
+    states: Mapping[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    """State tag -> (epoch, examples seen) when it was written (see :class:`StateItem`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,11 @@ class StateItem:
     problem: str | None = None
     attempt: int = 1
     abandoned: bool = False
+    epoch: int | None = None
+    """The last epoch started when it was written (telemetry's ``Started new epoch``); a state
+    written at an epoch's end resumes at the start of the next one."""
+    examples: int | None = None
+    """Examples seen when it was written (step x global batch size, from telemetry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,6 +301,21 @@ def _read_state(entry: os.DirEntry[str], step: int, stages: int | None) -> State
     )
 
 
+def newest_state_size(run_folder: Path) -> int:
+    """Bytes of the newest (highest step) ``global_stepN`` of ``run_folder``; 0 when there is none."""
+    states = named_states(run_folder)
+    return _folder_size(str(max(states)[1]))[0] if states else 0
+
+
+def named_states(run_folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every ``global_stepN`` folder of ``run_folder``."""
+    try:
+        with os.scandir(run_folder) as it:
+            return [(int(m[1]), Path(e.path)) for e in it if (m := STATE_DIR.match(e.name)) and e.is_dir()]
+    except OSError:
+        return []
+
+
 def state_stages(state: Path) -> int:
     """How many pipeline stages a ``global_stepN`` folder was saved with (its ``mp_rank_SS`` files)."""
     try:
@@ -367,7 +389,11 @@ def scan_run_folder(
                 item = replace(item, step=item.step if item.step is not None else step, loss=loss)
             saves.append(item)
         elif (m := STATE_DIR.match(name)) is not None:
-            states.append(_read_state(entry, int(m[1]), stages))
+            state = _read_state(entry, int(m[1]), stages)
+            told = telemetry.states.get(name)
+            if told is not None:
+                state = replace(state, epoch=told[0], examples=told[1])
+            states.append(state)
     latest = read_latest(folder)
     leftovers: list[str] = []
     if latest is not None:

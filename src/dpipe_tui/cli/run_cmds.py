@@ -246,6 +246,8 @@ def _print_status(s: RunStatus) -> None:
             ("failure", f"{r.failure_class}: {r.failure_message or ''}"),
             ("hint", r.failure_hint or "-"),
         ]
+    if r.note:
+        fields.append(("note", r.note))
     if r.resume_tag:
         fields.append(("resumed from", f"{r.resume_from}/{r.resume_tag}"))
     if p is not None and r.state.is_live:
@@ -364,6 +366,7 @@ def _follow(cockpit: Cockpit, run_id: str) -> int:
         f"run {run_id}: {r.state.value}"
         + (f" — {r.failure_class}: {r.failure_message}" if r.failure_class else "")
         + (f"\nhint: {r.failure_hint}" if r.failure_hint and r.state is not RunState.COMPLETED else "")
+        + (f"\n{r.note}" if r.note and not r.state.is_live else "")
     )
     saved = cockpit.last_save(r)
     if saved is not None:

@@ -120,6 +120,12 @@ class DpipeTuiSection(Section):
     """Where relative paths resolve: 'engine' (its working directory: the diffusion-pipe checkout, or
     this file's folder for the builtin engine) or 'profile' (this file's folder; the trainer gets
     absolute paths)."""
+    keep_last_saves: NonNegInt | None = None
+    """Retention, applied by the run's monitor after each save: saved models to keep, newest first."""
+    keep_every: PosInt | None = None
+    """Retention: also keep saves whose epoch/step number is a multiple of this."""
+    keep_states: NonNegInt | None = None
+    """Retention: training states (global_stepN) to keep, newest first (latest is always kept)."""
 
 
 class MainConfig(Section):

@@ -104,10 +104,13 @@ def save_telemetry(metrics: Path) -> SaveTelemetry:
     if not metrics.exists():
         return SaveTelemetry()
     events = MetricsTail(metrics).catch_up(
-        frozenset({EventKind.SAVE.value, EventKind.RESUME.value}), recent_kind="step", recent=0
+        frozenset({EventKind.SAVE.value, EventKind.RESUME.value, EventKind.CHECKPOINT.value}),
+        recent_kind="step",
+        recent=0,
     )
     saves: dict[str, tuple[int | None, float | None]] = {}
     resumes: list[tuple[float, int]] = []
+    states: dict[str, tuple[int | None, int | None]] = {}
     for event in events:
         if event.kind is EventKind.SAVE:
             name = str(event.data.get("dir", ""))
@@ -116,11 +119,17 @@ def save_telemetry(metrics: Path) -> SaveTelemetry:
                 step if isinstance(step, int) else None,
                 float(loss) if isinstance(loss, int | float) else None,
             )
+        elif event.kind is EventKind.CHECKPOINT:
+            epoch, examples = event.data.get("epoch"), event.data.get("examples")
+            states[str(event.data.get("tag", ""))] = (
+                epoch if isinstance(epoch, int) else None,
+                examples if isinstance(examples, int) else None,
+            )
         elif event.kind is EventKind.RESUME:
             step = event.data.get("step")
             if isinstance(step, int):
                 resumes.append((event.t, step - 1))  # it prints the step it goes on with
-    return SaveTelemetry(saves, resumes)
+    return SaveTelemetry(saves, resumes, states)
 
 
 def _stages(record: RunRecord | None) -> int | None:

@@ -258,6 +258,8 @@ def launch(
             return result
         if free < 2 * settings.min_free_gib:
             result.warnings.append(f"low disk space: {free:.1f} GiB free in {out}")
+        if warning := _disk_forecast_warning(snapshot.read(profile), profile, records, free, settings):
+            result.warnings.append(warning)
     spec = SubmitSpec(
         profile=profile,
         engine=engine,
@@ -437,6 +439,43 @@ def _resume_locked(
     except IllegalTransition as exc:
         raise ServiceError(f"cannot resume {run_id}: its state changed meanwhile ({exc})") from exc
     return ResumeResult(new, point.tag, warnings + abandons)
+
+
+def _disk_forecast_warning(
+    text: str, profile: Path, records: list[RunRecord], free_gib: float, settings: Settings
+) -> str | None:
+    """A warning when the saves and states this run will write (sized from an earlier run of the
+    same profile) do not fit in the free space above ``min_free_gib``; None when they do or when
+    no earlier run says how big they are."""
+    from dpipe_tui.checkpoints.forecast import forecast
+
+    try:
+        config = tomllib.loads(text)
+    except ValueError:
+        return None
+    table = config.get("dpipe_tui") if isinstance(config.get("dpipe_tui"), dict) else {}
+    assert isinstance(table, dict)
+    keep_saves = table.get("keep_last_saves", settings.retention[0])
+    keep_states = table.get("keep_states", settings.retention[2])
+    same = [
+        Path(r.engine_run_dir)
+        for r in sorted(records, key=lambda r: r.created_at, reverse=True)
+        if r.engine_run_dir and Path(r.profile_path) == profile.resolve()
+    ]
+    found = forecast(config, same, keep_saves=keep_saves, keep_states=keep_states)
+    if found is None:
+        return None
+    need = found.total / 2**30
+    room = free_gib - settings.min_free_gib
+    if need <= room:
+        return None
+    return (
+        f"disk: this run will write about {need:.1f} GiB ({found.saves} save(s) of "
+        f"{found.save_bytes / 2**20:.0f} MiB and {found.states} training state(s) of "
+        f"{found.state_bytes / 2**30:.2f} GiB, sized from {found.source}) but only {room:.1f} GiB are free "
+        f"above min_free_gib; set [dpipe_tui] keep_states / keep_last_saves, or free space. The monitor "
+        "stops the run with save_quit before the disk is full"
+    )
 
 
 class StagesMismatch(Exception):

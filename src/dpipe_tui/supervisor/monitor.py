@@ -21,10 +21,12 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections import deque
 from pathlib import Path
 from typing import Any, Protocol
 
+from dpipe_tui.checkpoints.prune import Policy
 from dpipe_tui.runs import redact
 from dpipe_tui.runs.model import RecordError, RunRecord, RunState, transition
 from dpipe_tui.runs.registry import CONSOLE_LOG, METRICS, MONITOR_PID, Registry, RunNotFound
@@ -111,6 +113,10 @@ class Monitor:
         self._settings = Settings()
         self._disk_warned = False
         self._disk_checked = 0.0
+        self._disk_stopping = False
+        self._disk_reason: str | None = None
+        self._retention: Policy | None = None
+        self._retention_due = False
         self._notifier: Notifier | None = None
 
     def run(self) -> None:
@@ -149,8 +155,12 @@ class Monitor:
             log.warning("settings unreadable, using defaults (no notifications): %s", exc)
             return Settings()
 
-    def _check_disk(self, output_dir: Path | None, notifier_event: list[dict[str, Any]]) -> None:
-        """Once per run while it lasts: free disk where output_dir lives below 2 x min_free_gib."""
+    def _check_disk(
+        self, output_dir: Path | None, notifier_event: list[dict[str, Any]], run_folder: str | None = None
+    ) -> None:
+        """Free disk where output_dir lives: notify below 2 x min_free_gib (once until it recovers);
+        once training has a run folder, ask for save_quit below the stop floor (:meth:`_stop_floor`)
+        so the last checkpoint is written whole instead of the engine dying mid-write."""
         if output_dir is None:
             return
         probe = output_dir
@@ -160,6 +170,20 @@ class Monitor:
             free = shutil.disk_usage(probe).free / 2**30
         except OSError:
             return
+        floor = self._stop_floor(run_folder)
+        if run_folder is not None and free < floor and not self._disk_stopping:
+            self._disk_stopping = True
+            reason = (
+                f"low disk: {free:.2f} GiB free where output_dir lives ({probe}), under {floor:.2f} GiB; "
+                "checkpointing and stopping (save_quit) before the disk fills mid-write. Free space, then "
+                "resume"
+            )
+            self._stop_for(reason)
+            record = self.registry.load(self.run_id)
+            notifier_event.append(
+                build_event("low_disk", record, free_gib=free, path=str(probe), stopping=True)
+            )
+            return
         low = free < 2 * self._settings.min_free_gib
         if low and not self._disk_warned:
             self._disk_warned = True
@@ -167,6 +191,72 @@ class Monitor:
             notifier_event.append(build_event("low_disk", record, free_gib=free, path=str(probe)))
         elif not low:
             self._disk_warned = False  # recovered: warn again if it drops
+
+    def _stop_floor(self, run_folder: str | None) -> float:
+        """GiB under which a run is stopped: ``stop_below_gib``, or 1.5x its newest state if larger
+        (the save_quit checkpoint itself needs that room)."""
+        floor = self._settings.stop_below_gib
+        if run_folder is None:
+            return floor
+        from dpipe_tui.checkpoints.inventory import newest_state_size
+
+        return max(floor, 1.5 * newest_state_size(Path(run_folder)) / 2**30)
+
+    def _stop_for(self, reason: str) -> None:
+        """Ask for a graceful stop (the stop machinery carries it out), saying why everywhere."""
+        self._disk_reason = reason
+        self._stop_step("low_disk", {"message": reason})
+
+        def ask(current: RunRecord) -> RunRecord:
+            return dataclasses.replace(current, stop_requested=True, note=reason)
+
+        try:
+            self.registry.update(self.run_id, ask)
+        except (RecordError, RunNotFound) as exc:
+            log.warning("could not record the stop: %s", exc)
+
+    def _retention_policy(self, record: RunRecord) -> Policy | None:
+        """The profile's [dpipe_tui] keep_* keys, else the settings' [retention]; None keeps all."""
+        keys = ("keep_last_saves", "keep_every", "keep_states")
+        values: dict[str, Any] = dict(zip(keys, self._settings.retention, strict=True))
+        try:
+            table = tomllib.loads(Path(record.config_path or "").read_text(encoding="utf-8")).get(
+                "dpipe_tui", {}
+            )
+        except (OSError, ValueError):
+            table = {}
+        if isinstance(table, dict) and any(table.get(k) is not None for k in keys):
+            values = {k: table.get(k) for k in keys}
+        policy = Policy(
+            keep_last=values["keep_last_saves"], keep_every=values["keep_every"], states=values["keep_states"]
+        )
+        return None if policy.empty else policy
+
+    def _apply_retention(self, run_folder: str | None, *, live: bool) -> list[Event]:
+        """Prune the run folder by the retention policy; an ``info`` event per removal."""
+        self._retention_due = False
+        if self._retention is None or run_folder is None:
+            return []
+        from dpipe_tui.checkpoints.inventory import scan_run_folder
+        from dpipe_tui.checkpoints.pins import Pins
+        from dpipe_tui.checkpoints.prune import execute, plan_prune
+
+        try:
+            inv = scan_run_folder(Path(run_folder))
+            plan = plan_prune(inv, self._retention, pinned=Pins(self.registry.home).load(), live=live)
+            removed = execute(plan)
+        except OSError as exc:
+            log.warning("retention in %s failed: %s", run_folder, exc)
+            return []
+        out: list[Event] = []
+        for r in removed:
+            message = f"retention removed {r.name} ({r.size / 2**20:.1f} MiB): {r.why}"
+            if self._console is not None:
+                self._console.write_note(f"dpipe-tui: {message}")
+            out.append(
+                Event(EventKind.INFO, time.time(), {"code": "retention", "value": r.name, "message": message})
+            )
+        return out
 
     def _claim(self) -> bool:
         me, started = os.getpid(), procs.start_time(os.getpid())
@@ -202,7 +292,8 @@ class Monitor:
             ) as metrics,
         ):
             os.chmod(self.run_dir / CONSOLE_LOG, 0o600)
-            console = ConsoleWriter(console_fh)
+            console = self._console = ConsoleWriter(console_fh)
+            self._retention = self._retention_policy(record)
             if record.attempt > 1 or console_fh.tell() > 0:
                 resume = f" (resume from {record.resume_tag})" if record.resume_tag else ""
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -255,6 +346,7 @@ class Monitor:
                 procs.terminate_group(proc.pid, steps=((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)))
             if self._escalation is not None and not self._escalation.done:
                 self._escalation.tick()  # the group is empty now: the stop's last step
+            metrics.write(self._apply_retention(summary.run_folder, live=False))
             metrics.write(self._stop_events)
             self._stop_events = []
             console.write_note(f"==== dpipe-tui: engine exited with code {exit_code} ====")
@@ -297,6 +389,9 @@ class Monitor:
                     console.feed(data)
                     fresh = parser.feed(data)
                     pending += fresh
+                    if any(e.kind in _SAVED for e in fresh):  # disk use jumps at saves: look now
+                        self._disk_checked = 0.0
+                        self._retention_due = self._retention is not None
                     if summary.run_folder is None and any(e.kind in _FOLDER_DUE for e in fresh):
                         summary.folder_checked = 0.0  # the folder exists once training starts: look now
                 else:
@@ -353,7 +448,7 @@ class Monitor:
         if now - self._disk_checked >= DISK_CHECK_S:
             self._disk_checked = now
             low: list[dict[str, Any]] = []
-            self._check_disk(output_dir, low)
+            self._check_disk(output_dir, low, summary.run_folder)
             for event in low:
                 Notifier(self._settings.notify).send(event)
         if now - self._stop_checked >= STOP_CHECK_S:
@@ -361,6 +456,8 @@ class Monitor:
             self._watch_stop(proc, summary, output_dir, before)
             new += self._stop_events
             self._stop_events = []
+        if self._retention_due:
+            new += self._apply_retention(summary.run_folder, live=True)
         new += sidecar.poll(summary.run_folder, proc.pid, now)
         if sidecar.peak_vram is not None and sidecar.peak_vram != summary.peak_vram:
             summary.peak_vram = sidecar.peak_vram
@@ -450,6 +547,8 @@ class Monitor:
                 if self._escalation is not None and self._escalation.done:
                     esc = self._escalation
                     fields["note"] = describe(esc.graceful, esc.signals, esc.leftovers)
+                if self._disk_reason is not None:  # why it stopped comes first
+                    fields["note"] = f"{self._disk_reason} ({fields.get('note') or 'stopped'})"
             else:
                 found = failure or FailureInfo(
                     "exit_code", f"the engine exited with code {exit_code}", "See the console log."
@@ -479,6 +578,7 @@ class Monitor:
 
 
 _FOLDER_DUE = frozenset({EventKind.PHASE, EventKind.STEP})
+_SAVED = frozenset({EventKind.SAVE, EventKind.CHECKPOINT})
 
 
 def _urgent(events: list[Event]) -> bool:

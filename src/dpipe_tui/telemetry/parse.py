@@ -57,6 +57,8 @@ class ConsoleParser:
         self.phase: Phase | None = None
         self.last_step: int | None = None
         self._last_loss: float | None = None
+        self._epoch: int | None = None
+        self._global_batch: int | None = None
         self._pending_lr: tuple[int, str] | None = None
         self._lr_text = ""
         self._lr_value: list[float] = []
@@ -324,6 +326,7 @@ class ConsoleParser:
     def _on_epoch(self, line: str, key: str, rank: int | None) -> None:
         value = _int_after(line, key)
         if value is not None:
+            self._epoch = value
             self._emit(EventKind.EPOCH, {"epoch": value, "step": self.last_step})
 
     def _on_save(self, line: str, key: str, rank: int | None) -> None:
@@ -363,6 +366,10 @@ class ConsoleParser:
         self._checkpoints.add(tag)
         step = L.GLOBAL_STEP.search(tag)
         data: dict[str, Any] = {"tag": tag, "step": int(step[1]) if step else self.last_step}
+        if self._epoch is not None:  # what a resume from it loads (the browser shows it)
+            data["epoch"] = self._epoch
+        if self._global_batch and isinstance(data["step"], int):
+            data["examples"] = data["step"] * self._global_batch
         if path:
             data["path"] = path
         self._emit(EventKind.CHECKPOINT, data)
@@ -375,7 +382,7 @@ class ConsoleParser:
     def _on_resume(self, line: str, key: str, rank: int | None) -> None:
         match = L.RESUME.search(line)
         if match:
-            self.last_step, self._last_loss = int(match[2]) - 1, None
+            self.last_step, self._last_loss, self._epoch = int(match[2]) - 1, None, int(match[1])
             self._emit(EventKind.RESUME, {"epoch": int(match[1]), "step": int(match[2])})
 
     def _on_quit(self, line: str, key: str, rank: int | None) -> None:
@@ -432,6 +439,7 @@ class ConsoleParser:
         self._emit(EventKind.INFO, data)
         if code == "global_batch_size":
             self._set_phase(Phase.INITIALIZING)
+            self._global_batch = value if isinstance(value, int) else None
 
     def _on_initializing(self, line: str, key: str, rank: int | None) -> None:
         if key == "Initializing TorchBackend":  # init_distributed: before caching, still loading
