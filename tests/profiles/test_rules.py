@@ -513,3 +513,28 @@ def test_dataset_directory_that_is_a_file(workspace: Path) -> None:
     f = find(run(workspace / "main.toml"), "path-kind")
     assert (f.file, f.key, f.line) == (workspace / "dataset.toml", "directory[0].path", 8)
     assert "is not a folder" in f.message
+
+
+def test_adamw_rejects_decoupled_weight_decay_with_the_fix(workspace: Path) -> None:
+    path = edit(workspace, "type = 'adamw_optimi'", "type = 'adamw'\ndecoupled_weight_decay = true")
+    f = find(run(path), "optimizer-kwarg")
+    assert f.severity is Severity.ERROR
+    assert f.key == "optimizer.decoupled_weight_decay"
+    assert "adamw_optimi" in (f.fix or "")
+    assert "TypeError" in f.message
+
+
+def test_genericoptim_compile_is_a_warning_that_names_the_top_level_key(workspace: Path) -> None:
+    path = edit(workspace, "type = 'adamw_optimi'", "type = 'genericoptim'\ncompile = true")
+    report = run(path)
+    assert "optimizer-kwarg" not in codes(report)
+    f = find(report, "optimizer-compile-overwritten")
+    assert f.severity is Severity.WARNING
+    assert "top-level compile (= false)" in f.message
+
+
+def test_checkpoint_every_n_minutes_zero_is_valid(workspace: Path) -> None:
+    path = edit(workspace, "checkpoint_every_n_minutes = 30", "checkpoint_every_n_minutes = 0")
+    assert run(path).ok
+    bad = edit(workspace, "checkpoint_every_n_minutes = 0", "checkpoint_every_n_minutes = -1")
+    assert not run(bad).ok

@@ -291,13 +291,29 @@ def _check_optimizer(ctx: Context, data: Mapping[str, Any]) -> None:
         for key in opt:
             if key not in accepted and key not in NOT_KWARGS:
                 guess = did_you_mean(key, accepted)
+                fix = f"did you mean {guess}?" if guess else "remove it"
+                if key == "decoupled_weight_decay":
+                    fix = (
+                        "remove it (AdamW's weight decay is already decoupled), or use "
+                        "type = 'adamw_optimi', whose decouple_lr is the closest setting"
+                    )
                 ctx.error(
                     ("optimizer", key),
                     f"optimizer '{otype}' does not accept {key!r}: diffusion-pipe passes "
                     "it to the constructor, which raises TypeError",
                     code="optimizer-kwarg",
-                    fix=f"did you mean {guess}?" if guess else "remove it",
+                    fix=fix,
                 )
+        if otype.lower() == "genericoptim" and "compile" in opt:
+            top = bool(data.get("compile", False))
+            ctx.add(
+                Severity.WARNING,
+                ("optimizer", "compile"),
+                f"[optimizer] compile is overwritten by diffusion-pipe with the top-level compile "
+                f"(= {str(top).lower()}) for genericoptim",
+                code="optimizer-compile-overwritten",
+                fix="remove it and set the top-level compile instead",
+            )
     elif otype.lower() in OPTIMIZER_KWARGS:
         pass
     else:

@@ -21,9 +21,9 @@ _TORCH_ADAMW = frozenset(
         "capturable",
         "differentiable",
         "fused",
-        "decoupled_weight_decay",
     }
 )
+"""torch.optim.AdamW's keywords; it has no ``decoupled_weight_decay`` (only Adam does, torch >= 2.6)."""
 _BNB_ADAMW8BIT = frozenset(
     {
         "lr",
@@ -102,6 +102,7 @@ OPTIMIZER_KWARGS: dict[str, frozenset[str]] = {
             "rank",
             "proj_type",
             "update_proj_gap",
+            "compile",  # accepted, but diffusion-pipe overwrites it with the top-level compile
         }
     ),
 }

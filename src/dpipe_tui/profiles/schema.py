@@ -177,7 +177,7 @@ class MainConfig(Section):
     """Save every N training examples (converted to steps)."""
     checkpoint_every_n_epochs: PosInt | None = None
     """DeepSpeed training-state checkpoint every N epochs (for resume)."""
-    checkpoint_every_n_minutes: Float | None = Field(default=None, gt=0)
+    checkpoint_every_n_minutes: Float | None = Field(default=None, ge=0)
     """DeepSpeed training-state checkpoint every N minutes (for resume)."""
     save_dtype: Dtype | None = None
     """Cast saved weights to this dtype."""
