@@ -144,7 +144,8 @@ def test_launch_watch_kill_and_reattach(
 def test_the_run_progress_line_fits_80_columns(
     tmux: Tmux, builtin_profile: BuiltinProfileFactory, tmp_path: Path
 ) -> None:
-    profile = builtin_profile(epochs="30", output_dir=repr(str(tmp_path / "out")))
+    # 360 steps: >= 10 s even at 35 it/s, so a measured ETA shows while it runs (5 s of steps needed)
+    profile = builtin_profile(epochs="60", output_dir=repr(str(tmp_path / "out")))
     tmux.start(f"{DPIPE_TUI} run {profile}; sleep 60", "run")
     deadline = time.monotonic() + 120
     line = ""
