@@ -142,11 +142,12 @@ def test_launch_watch_kill_and_reattach(
 
 
 def test_the_run_progress_line_fits_80_columns(
-    tmux: Tmux, builtin_profile: BuiltinProfileFactory, tmp_path: Path
+    tmux: Tmux, home: Path, builtin_profile: BuiltinProfileFactory, tmp_path: Path
 ) -> None:
-    # 360 steps: >= 10 s even at 35 it/s, so a measured ETA shows while it runs (5 s of steps needed)
-    profile = builtin_profile(epochs="60", output_dir=repr(str(tmp_path / "out")))
-    tmux.start(f"{DPIPE_TUI} run {profile}; sleep 60", "run")
+    # A long run (12,000 steps) shows a measured ETA however fast the machine trains (the rate window
+    # needs 5 s of steps), and is stopped once seen; `sleep` keeps the pane for the final line.
+    long_profile = builtin_profile(epochs="2000", output_dir=repr(str(tmp_path / "long")))
+    tmux.start(f"{DPIPE_TUI} run {long_profile}; sleep 600", "run")
     deadline = time.monotonic() + 120
     line = ""
     while not re.search(r"eta \d", line):  # a measured ETA, once the rate window has filled
@@ -156,7 +157,17 @@ def test_the_run_progress_line_fits_80_columns(
     # state, bar, step/total, percent, elapsed and ETA all fit, on one line (capture-pane splits a wrap)
     assert re.match(r"▶ running [━─]{10,} \d+/\d+ \d+% \S+ eta \S+", line), line
     assert len(line) <= 80
-    screen = tmux.wait_for("run", "saved: ", 120)
+    cockpit = Cockpit(home)
+    (running,) = cockpit.runs().runs
+    assert cockpit.stop(running.record.id).record.state.value == "stopped"
+    screen = tmux.wait_for("run", "checkpoint saved", 60)
+    final = next(ln for ln in screen.splitlines() if ln.startswith("■ stopped"))
+    assert re.match(r"■ stopped [━─]+ \d+/12000 \d+% ", final), final
+    assert "eta" not in final  # nothing is left to wait for once it ended
+
+    short_profile = builtin_profile(epochs="4", output_dir=repr(str(tmp_path / "short")))
+    tmux.start(f"{DPIPE_TUI} run {short_profile}; sleep 600", "short")
+    screen = tmux.wait_for("short", "saved: ", 120)
     final = next(ln for ln in screen.splitlines() if ln.startswith("✔ completed"))
     assert re.match(r"✔ completed ━+ (\d+)/\1 100% ", final), final  # no phase or ETA once it ended
     assert "eta" not in final
