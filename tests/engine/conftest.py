@@ -129,7 +129,10 @@ def make_profile(folder: Path, assets: Assets, images: Path | None = None, **ove
         "dpipe_tui": {"engine": "builtin", "seed": 7},
     }
     for key, value in overrides.items():
-        if key in tables and isinstance(value, dict):
+        if value is None:  # e.g. adapter=None: a full fine-tune
+            tables.pop(key, None)
+            config.pop(key, None)
+        elif key in tables and isinstance(value, dict):
             tables[key].update(value)
         else:
             config[key] = value

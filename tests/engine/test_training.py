@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file
 
+from dpipe_tui.engine import chroma
+from tests.engine.bfl_shapes import bfl_checkpoint_shapes
 from tests.engine.conftest import (
     REPO,
     Assets,
@@ -105,14 +108,18 @@ def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: As
     expected |= {f"diffusion_model.single_blocks.{i}.linear{j}" for i in range(2) for j in (1, 2)}
     assert modules == expected
     assert all(f"{m}.lora_A.weight" in keys and f"{m}.lora_B.weight" in keys for m in modules)
-    assert tensors["diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight"].shape == (12, 32)
-    assert tensors["diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight"].shape == (96, 12)
-    assert tensors["diffusion_model.single_blocks.0.linear1.lora_A.weight"].shape == (16, 32)
-    assert tensors["diffusion_model.double_blocks.0.img_attn.proj.lora_A.weight"].shape == (4, 32)
-    assert all(t.dtype == torch.float32 for t in tensors.values())
+    # diffusion-pipe's adapter: rank 4 on the fused Linears (hidden 32, MLP 128), in the adapter dtype
+    assert tensors["diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight"].shape == (4, 32)
+    assert tensors["diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight"].shape == (96, 4)
+    assert tensors["diffusion_model.single_blocks.0.linear1.lora_A.weight"].shape == (4, 32)
+    assert tensors["diffusion_model.single_blocks.0.linear1.lora_B.weight"].shape == (3 * 32 + 128, 4)
+    assert tensors["diffusion_model.single_blocks.0.linear2.lora_A.weight"].shape == (4, 32 + 128)
+    assert all(t.dtype == torch.bfloat16 for t in tensors.values())
     cfg = json.loads((run_dir / "epoch2" / "adapter_config.json").read_text())
     assert cfg["r"] == cfg["lora_alpha"] == 4
-    assert cfg["rank_pattern"] == cfg["alpha_pattern"] == {"qkv": 12, "linear1": 16}
+    assert cfg["rank_pattern"] == cfg["alpha_pattern"] == {}
+    assert sorted(cfg["target_modules"]) == sorted(m.removeprefix("diffusion_model.") for m in expected)
+    assert "trainable params: 11,776 ||" in out  # what diffusion-pipe's PEFT model prints at rank 4
     assert (run_dir / "epoch2" / "profile.toml").is_file()
     assert not (run_dir / "epoch2" / "tmp").exists()
     # TensorBoard: train loss per step, epoch loss per epoch, eval tags at 0 and at the last step
@@ -125,6 +132,73 @@ def test_run_writes_diffusion_pipe_layout_and_formats(tmp_path: Path, assets: As
     assert not [t for t in scalars if t.startswith("few/")]  # skipped, not logged as loss 0.0
     tb = dict(scalars["train/loss"])
     assert all(abs(tb[s] - v) < 1e-4 for s, v in step_losses(out).items())
+
+
+def test_full_fine_tune_saves_the_original_layout_and_a_lora_starts_from_a_saved_one(
+    tmp_path: Path, assets: Assets
+) -> None:
+    full = launch(make_profile(tmp_path / "full", assets, epochs=1, adapter=None, save_dtype="float32"))
+    assert full.returncode == 0, full.stdout[-3000:]
+    (full_dir,) = run_dirs(tmp_path / "full")
+    saved = load_file(str(full_dir / "epoch1" / "model.safetensors"))
+    assert {k: tuple(v.shape) for k, v in saved.items()} == bfl_checkpoint_shapes(
+        hidden=32, mlp=128, depth=2, single=2, context=32
+    )
+    start = chroma.load_transformer(
+        {"transformer_path": str(assets.transformer)},
+        random_init=False,
+        seed=0,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
+    before = chroma.bfl_state_dict(dict(start.named_parameters()))
+    assert any(not torch.equal(saved[k], before[k]) for k in saved)  # it trained
+    first = launch(make_profile(tmp_path / "first", assets, epochs=1))
+    assert first.returncode == 0, first.stdout[-3000:]
+    (first_dir,) = run_dirs(tmp_path / "first")
+    # the full fine-tune as transformer_path, the first LoRA as the starting adapter
+    profile = make_profile(
+        tmp_path / "second",
+        assets,
+        epochs=1,
+        model={"transformer_path": str(full_dir / "epoch1" / "model.safetensors")},
+        adapter={"init_from_existing": str(first_dir / "epoch1")},
+    )
+    second = launch(profile)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert f"Loading adapter weights from path {first_dir / 'epoch1'}" in second.stdout
+    assert "TRAINING COMPLETE!" in second.stdout
+
+
+def test_keys_diffusion_pipe_honours_change_the_run(tmp_path: Path, assets: Assets) -> None:
+    profile = make_profile(
+        tmp_path,
+        assets,
+        epochs=1,
+        x_axis_examples=True,
+        uncond_fraction=0.5,
+        huber_delta=0.3,
+        image_micro_batch_size_per_gpu=2,
+        gradient_accumulation_steps=2,
+        optimizer={
+            "type": "adamw",
+            "lr": 2e-3,
+            "betas": [0.9, 0.99],
+            "beta2_half_life": 8,
+            "gradient_release": True,
+        },
+        dataset_overrides={"subsample_ratio": 0.5},
+    )
+    result = launch(profile)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:]
+    assert "Global batch size = 4" in out  # image_micro_batch_size_per_gpu 2 x GAS 2, not 4 x 2
+    assert f"Computed beta2 = {0.5 ** (4 / 8)}" in out  # train.py's line and formula
+    assert max(step_losses(out)) == 3  # 24 images / 4 = 6 batches, subsample_ratio 0.5 keeps 3
+    (run_dir,) = run_dirs(tmp_path)
+    scalars = read_scalars(run_dir)
+    assert [x for x, _ in scalars["train/loss"]] == [4, 8, 12]  # x_axis_examples: examples, not steps
+    assert "caching text embeddings" in out  # the empty caption cached for uncond_fraction
 
 
 def test_cache_is_reused_trusted_invalidated_and_regenerated(tmp_path: Path, assets: Assets) -> None:
@@ -180,7 +254,7 @@ def test_two_processes_data_parallel(tmp_path: Path, assets: Assets) -> None:
     assert max(step_losses(result.stdout)) == 2
     assert "being completely dropped" in result.stdout
     # save_dtype is honoured on the CPU too (the run itself computes in float32)
-    assert "CPU run: computing and storing in float32" in result.stdout
+    assert "CPU run: computing in float32" in result.stdout
     keys, _, tensors = _adapter_keys(run_dir / "epoch1")
     assert keys
     assert {t.dtype for t in tensors.values()} == {torch.bfloat16}

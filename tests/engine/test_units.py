@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
-from dpipe_tui.engine import chroma, data, layers, lora
+from dpipe_tui.engine import bfl, chroma, data, layers, lora
 from dpipe_tui.engine.config import ConfigError, load_config, locate
 from dpipe_tui.engine.demo import TINY_TRANSFORMER
 from dpipe_tui.engine.trainer import DataState
+from tests.engine.bfl_shapes import bfl_checkpoint_shapes, diffusion_pipe_lora_shapes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -22,12 +24,21 @@ if TYPE_CHECKING:
     from tests.engine.conftest import Assets
 
 
-def _model(seed: int = 0) -> Any:
+CPU = torch.device("cpu")
+
+
+def _split_model(seed: int = 0) -> Any:
+    """diffusers' Chroma as diffusers builds it: separate q/k/v and proj_mlp Linears."""
     from diffusers import ChromaTransformer2DModel
 
     torch.manual_seed(seed)
     model: Any = ChromaTransformer2DModel(**TINY_TRANSFORMER)  # type: ignore[no-untyped-call]
     return model.eval()
+
+
+def _model(seed: int = 0) -> Any:
+    """The engine's model: the same weights, with the original layout's fused Linears."""
+    return bfl.fuse_modules(_split_model(seed))
 
 
 def _inputs(bs: int = 2, text_len: int = 5) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
@@ -37,17 +48,25 @@ def _inputs(bs: int = 2, text_len: int = 5) -> tuple[tuple[torch.Tensor, ...], t
     return chroma.make_inputs(latents, text, torch.full((bs,), text_len), {}, gen)
 
 
-def test_pipeline_layers_compute_the_diffusers_forward() -> None:
-    model = _model()
-    (x_t, text, mask, t, img_ids, txt_ids), _ = _inputs()
-    expected = model(
-        hidden_states=x_t, encoder_hidden_states=text, timestep=t, img_ids=img_ids, txt_ids=txt_ids
-    ).sample
-    acts: Any = (x_t, text, mask, t, img_ids, txt_ids)
+def _run_layers(model: Any, acts: Any) -> torch.Tensor:
     with torch.no_grad():
         for layer in layers.to_layers(model, None):
             acts = layer(acts)
-    torch.testing.assert_close(acts, expected, rtol=1e-4, atol=1e-5)
+    return cast("torch.Tensor", acts)
+
+
+def test_fused_pipeline_layers_compute_the_split_diffusers_forward() -> None:
+    split = _split_model()
+    (x_t, text, mask, t, img_ids, txt_ids), _ = _inputs()
+    with torch.no_grad():
+        expected = split(
+            hidden_states=x_t, encoder_hidden_states=text, timestep=t, img_ids=img_ids, txt_ids=txt_ids
+        ).sample
+    fused = _model()
+    assert not any(n.endswith(("to_q.weight", "proj_mlp.weight")) for n, _ in fused.named_parameters())
+    # fp32, the same weights rows-concatenated: equal to 1e-5 (measured: exactly equal on this CPU)
+    got = _run_layers(fused, (x_t, text, mask, t, img_ids, txt_ids))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_text_padding_is_masked_out_of_the_image_prediction() -> None:
@@ -55,18 +74,57 @@ def test_text_padding_is_masked_out_of_the_image_prediction() -> None:
     (x_t, text, mask, t, img_ids, _txt_ids), _ = _inputs(bs=1, text_len=4)
     padded = torch.cat([text, torch.randn(1, 3, 32)], 1)
     mask_padded = torch.cat([mask[:, :4], torch.zeros(1, 3, dtype=torch.bool), mask[:, 4:]], 1)
-    short_ids, long_ids = torch.zeros(4, 3), torch.zeros(7, 3)
-    with torch.no_grad():
-        a: Any = (x_t, text, mask, t, img_ids, short_ids)
-        b: Any = (x_t, padded, mask_padded, t, img_ids, long_ids)
-        for layer in layers.to_layers(model, None):
-            a, b = layer(a), layer(b)
+    a = _run_layers(model, (x_t, text, mask, t, img_ids, torch.zeros(4, 3)))
+    b = _run_layers(model, (x_t, padded, mask_padded, t, img_ids, torch.zeros(7, 3)))
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def _lora_model(rank: int = 3) -> tuple[Any, Any]:
+def test_every_parameter_has_its_original_layout_name_and_back() -> None:
     model = _model()
-    cfg = lora.configure(model, {"rank": rank}, torch.float32)
+    names = [n for n, _ in model.named_parameters()]
+    as_bfl = [bfl.to_bfl(n) for n in names]
+    assert [bfl.from_bfl(n) for n in as_bfl] == names
+    assert set(as_bfl) == set(bfl_checkpoint_shapes(hidden=32, mlp=128, depth=2, single=2, context=32))
+    shapes = dict(zip(as_bfl, (tuple(p.shape) for _, p in model.named_parameters()), strict=True))
+    assert shapes == bfl_checkpoint_shapes(hidden=32, mlp=128, depth=2, single=2, context=32)
+
+
+def test_checkpoints_load_from_either_layout_and_full_saves_are_original_layout(tmp_path: Path) -> None:
+    split, fused = _split_model(seed=2), _model(seed=2)
+    expected = dict(fused.named_parameters())
+    # diffusers layout (split q/k/v), config from the metadata
+    save_file(
+        {k: v.contiguous() for k, v in split.state_dict().items()},
+        str(tmp_path / "diffusers.safetensors"),
+        {"format": "pt", chroma.CONFIG_METADATA_KEY: json.dumps(TINY_TRANSFORMER)},
+    )
+    # the original layout as a full fine-tune saves it: BFL names, no config (inferred from shapes)
+    original = chroma.bfl_state_dict({k: v.detach() for k, v in expected.items()})
+    assert {k: tuple(v.shape) for k, v in original.items()} == bfl_checkpoint_shapes(
+        hidden=32, mlp=128, depth=2, single=2, context=32
+    )
+    save_file(original, str(tmp_path / "bfl.safetensors"), {"format": "pt"})
+    prefixed = {f"model.diffusion_model.{k}": v for k, v in original.items()}  # as some releases ship
+    save_file(prefixed, str(tmp_path / "prefixed.safetensors"), {"format": "pt"})
+    for name in ("diffusers", "bfl", "prefixed"):
+        cfg = {"transformer_path": str(tmp_path / f"{name}.safetensors")}
+        loaded = chroma.load_transformer(cfg, random_init=False, seed=0, device=CPU, dtype=torch.float32)
+        got = dict(loaded.named_parameters())
+        assert got.keys() == expected.keys(), name
+        assert all(torch.equal(got[k], expected[k]) for k in got), name
+    broken = dict(original)
+    broken["double_blocks.0.img_attn.extra.weight"] = torch.zeros(1)
+    save_file(broken, str(tmp_path / "broken.safetensors"))
+    with pytest.raises(RuntimeError, match="not an original-layout Chroma checkpoint"):
+        chroma.load_transformer(
+            {"transformer_path": str(tmp_path / "broken.safetensors")},
+            random_init=False, seed=0, device=CPU, dtype=torch.float32,
+        )  # fmt: skip
+
+
+def _lora_model(rank: int = 3, seed: int = 0, **adapter: Any) -> tuple[Any, Any]:
+    model = _model(seed)
+    cfg = lora.configure(model, {"rank": rank, **adapter}, torch.float32)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -74,41 +132,67 @@ def _lora_model(rank: int = 3) -> tuple[Any, Any]:
     return model, cfg
 
 
-def test_fused_bfl_lora_is_exactly_the_separate_loras() -> None:
-    model, _ = _lora_model()
-    sd = lora.peft_state_dict(list(model.named_parameters()))
-    bfl = lora.to_bfl(sd, model)
+def test_saved_lora_is_diffusion_pipes_key_for_key(tmp_path: Path) -> None:
+    model, cfg = _lora_model(rank=8)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    expected = diffusion_pipe_lora_shapes(hidden=32, mlp=128, depth=2, single=2, rank=8)
+    assert trainable == sum(math.prod(s) for s in expected.values()) == 23_552
+    lora.save_adapter(tmp_path, lora.peft_state_dict(list(model.named_parameters())), cfg, torch.bfloat16)
+    from safetensors import safe_open
 
-    def delta(prefix: str) -> torch.Tensor:
-        return sd[f"{prefix}.lora_B.weight"] @ sd[f"{prefix}.lora_A.weight"]
-
-    fused = bfl["diffusion_model.double_blocks.1.txt_attn.qkv.lora_B.weight"]
-    fused = fused @ bfl["diffusion_model.double_blocks.1.txt_attn.qkv.lora_A.weight"]
-    parts = [delta(f"transformer_blocks.1.attn.{p}") for p in ("add_q_proj", "add_k_proj", "add_v_proj")]
-    torch.testing.assert_close(fused, torch.cat(parts, 0))
-    linear1 = bfl["diffusion_model.single_blocks.0.linear1.lora_B.weight"]
-    linear1 = linear1 @ bfl["diffusion_model.single_blocks.0.linear1.lora_A.weight"]
-    names = ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")
-    torch.testing.assert_close(
-        linear1, torch.cat([delta(f"single_transformer_blocks.0.{n}") for n in names], 0)
-    )
-    assert bfl["diffusion_model.single_blocks.0.linear1.lora_A.weight"].shape == (12, 32)
-
-
-def test_saved_adapter_loads_back_exactly(tmp_path: Path) -> None:
-    model, cfg = _lora_model()
-    lora.save_adapter(
-        tmp_path, lora.peft_state_dict(list(model.named_parameters())), model, cfg, torch.float32
-    )
+    with safe_open(str(tmp_path / "adapter_model.safetensors"), "pt") as fh:
+        assert fh.metadata() == {"format": "pt"}
+        saved = {k: (tuple(fh.get_slice(k).get_shape()), fh.get_slice(k).get_dtype()) for k in fh.keys()}  # noqa: SIM118
+    assert saved == {k: (shape, "BF16") for k, shape in expected.items()}
     config = json.loads((tmp_path / "adapter_config.json").read_text())
-    assert (config["r"], config["lora_alpha"], config["rank_pattern"]) == (3, 3, {"qkv": 9, "linear1": 12})
-    fresh = _model(seed=5)
-    lora.configure(fresh, {"rank": 3}, torch.float32)
-    lora.load_adapter(fresh, str(tmp_path))
+    assert (config["r"], config["lora_alpha"]) == (8, 8)
+    assert config["rank_pattern"] == config["alpha_pattern"] == {}
+    modules = {k.removeprefix("diffusion_model.").rsplit(".lora_", 1)[0] for k in expected}
+    assert sorted(config["target_modules"]) == sorted(modules)
+
+
+def test_lora_round_trips_and_a_diffusion_pipe_lora_loads_at_its_merged_loss(tmp_path: Path) -> None:
+    model, cfg = _lora_model(seed=0)
+    tensors = lora.peft_state_dict(list(model.named_parameters()))
+    lora.save_adapter(tmp_path / "ours", tensors, cfg, torch.float32)
+    fresh, _ = _lora_model(seed=5)
+    lora.load_adapter(fresh, str(tmp_path / "ours"))
     trained = dict(model.named_parameters())
     for name, p in fresh.named_parameters():
         if "lora_" in name:
             torch.testing.assert_close(p, trained[name])
+    # a LoRA written as diffusion-pipe writes it (shapes from the BFL module sizes, random values)
+    gen = torch.Generator().manual_seed(11)
+    theirs = {
+        k: torch.randn(shape, generator=gen) * 0.05
+        for k, shape in diffusion_pipe_lora_shapes(hidden=32, mlp=128, depth=2, single=2, rank=3).items()
+    }
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    save_file(theirs, str(folder / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 3, "lora_alpha": 3, "peft_type": "LORA"}))
+    with_lora, _ = _lora_model(seed=0)
+    lora.load_adapter(with_lora, str(folder))
+    merged = _model(seed=0)
+    lora.merge_adapter(merged, str(folder))
+    features, (target, _) = _inputs()
+    a, b = _run_layers(with_lora, features), _run_layers(merged, features)
+    base = _run_layers(_model(seed=0), features)
+    assert (a - base).abs().max() > 1e-3  # the LoRA changes the prediction ...
+    loss_a, loss_b = ((a - target) ** 2).mean(), ((b - target) ** 2).mean()
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-5, atol=1e-6)  # ... exactly as merging it does
+    with pytest.raises(RuntimeError, match="set \\[adapter\\] rank"):
+        lora.load_adapter(_lora_model(rank=4)[0], str(folder))
+
+
+def test_exclude_modules_match_diffusion_pipes_names() -> None:
+    model, cfg = _lora_model(exclude_modules=r"single_blocks\..*")
+    adapted = {n.split(".lora_")[0] for n, _ in model.named_parameters() if "lora_" in n}
+    assert adapted
+    assert not any(n.startswith("single_transformer_blocks") for n in adapted)
+    assert cfg.exclude_modules == r"single_blocks\..*"
+    with pytest.raises(ValueError, match="excludes every module"):
+        _lora_model(exclude_modules=".*")
 
 
 def _scan(tmp_path: Path, sizes: list[tuple[int, int]], **ds: Any) -> data.DirectoryScan:
@@ -222,31 +306,47 @@ def test_relative_paths_resolve_against_the_profile_folder(tmp_path: Path, asset
 
 
 @pytest.mark.parametrize(
-    ("mbs", "gas", "world", "ds"),
+    ("mbs", "gas", "world", "ds", "main", "steps"),
     [
-        (4, 1, 1, {}),
-        (2, 2, 1, {}),
-        (4, 1, 2, {}),
-        (3, 1, 1, {}),
-        (4, 1, 1, {"resolutions": [64, 96], "shuffle_tags": True}),
+        (4, 1, 1, {}, {}, 6),
+        (2, 2, 1, {}, {}, 6),
+        (4, 1, 2, {}, {}, 2),
+        (3, 1, 1, {}, {}, 7),
+        (4, 1, 1, {"resolutions": [64, 96], "shuffle_tags": True}, {}, 12),
+        (4, 1, 1, {"subsample_ratio": 0.5}, {}, 3),  # the first half of the interleaved batches
+        (4, 1, 1, {"subsample_ratio": 0}, {}, 6),  # 0 is off, as diffusion-pipe's walrus
+        (4, 1, 1, {}, {"image_micro_batch_size_per_gpu": 2}, 12),  # images use their own size
+        (4, 2, 1, {"subsample_ratio": 0.34}, {"image_micro_batch_size_per_gpu": 1}, 4),
     ],
 )
 def test_epoch_length_matches_the_supervisors_plan(
-    tmp_path: Path, assets: Assets, mbs: int, gas: int, world: int, ds: dict[str, Any]
+    tmp_path: Path,
+    assets: Assets,
+    mbs: int,
+    gas: int,
+    world: int,
+    ds: dict[str, Any],
+    main: dict[str, Any],
+    steps: int,
 ) -> None:
     from dpipe_tui.datasets import plan_for_profile
+    from dpipe_tui.engine.setup import scan_datasets
+    from dpipe_tui.engine.trainer import train_micro_batch
     from tests.engine.conftest import make_profile
 
     profile = make_profile(
-        tmp_path, assets, micro_batch_size_per_gpu=mbs, gradient_accumulation_steps=gas, dataset_overrides=ds
+        tmp_path,
+        assets,
+        micro_batch_size_per_gpu=mbs,
+        gradient_accumulation_steps=gas,
+        dataset_overrides=ds,
+        **main,
     )
     config = load_config(profile)
-    from dpipe_tui.engine.setup import scan_datasets
-
-    ours = data.plan_epoch(scan_datasets(config, False).train, mbs, gas, world)
+    scans = scan_datasets(config, False)
+    ours = data.plan_epoch(scans.train, train_micro_batch(config), gas, world, scans.train_subsample)
     theirs = plan_for_profile(profile, base_dir=tmp_path, world_size=world)
-    assert len(ours) == theirs.steps_per_epoch
-    assert theirs.global_batch_size == mbs * gas * world
+    assert len(ours) == theirs.steps_per_epoch == steps
     if "resolutions" in ds:  # both resolutions train, each with its own size buckets
         assert {b[0].bucket[1:3] for b in ours.batches} >= {(64, 64), (96, 96)}
 
@@ -351,3 +451,70 @@ def test_flux_shift_is_diffusion_pipes_at_the_sequence_length(
     features, _ = chroma.make_inputs(latents, text, torch.full((2,), 3), both, torch.Generator(), quantile)
     expected = quantile * 3 / (1 + 2 * quantile)
     torch.testing.assert_close(features[3], torch.full((2,), expected), rtol=0, atol=1e-6)
+
+
+def test_uncond_fraction_drops_captions_at_that_rate_and_repeats_on_resume() -> None:
+    from dpipe_tui.engine import inputs
+
+    bucket = (1.0, 64, 64, 1)
+    source = inputs.Source()
+    samples = [data.Sample(f"img{i}.png", bucket, f"caption {i}") for i in range(8)]
+    for s in samples:
+        source.latents[(bucket, s.image)] = torch.zeros(16, 8, 8)
+        source.text[inputs._caption_key(s.caption)] = torch.ones(3, 32)
+    source.text[inputs._caption_key("")] = torch.zeros(2, 32)  # the empty caption: 2 tokens here
+    empty = total = 0
+    for batch in range(250):
+        parts = (7, 1, batch, 0)
+        ((features, _),) = inputs.micro_batches(source, samples, 1, {}, parts, uncond_fraction=0.25)
+        again = inputs.micro_batches(source, samples, 1, {}, parts, uncond_fraction=0.25)[0][0]
+        lengths = (features[2][:, : features[1].shape[1]]).sum(1)
+        torch.testing.assert_close(features[1], again[1])  # the same draw for the same step
+        empty += int((lengths == 2).sum())
+        total += len(samples)
+    assert abs(empty / total - 0.25) < 0.03  # 2,000 draws: 3 sigma is 0.029
+    ((never, _),) = inputs.micro_batches(source, samples, 1, {}, (7, 1, 0, 0))
+    assert int((never[2][:, : never[1].shape[1]].sum(1) == 2).sum()) == 0
+
+
+def test_huber_and_smooth_l1_losses_replace_mse_when_set() -> None:
+    gen = torch.Generator().manual_seed(0)
+    output, target = torch.randn(2, 6, 8, generator=gen) * 3, torch.randn(2, 6, 8, generator=gen)
+    labels = (target, torch.tensor([]))
+    mse = layers.loss_for({})(output, labels)
+    huber = layers.loss_for({"huber_delta": 0.5})(output, labels)
+    smooth = layers.loss_for({"smooth_l1_beta": 0.5})(output, labels)
+    torch.testing.assert_close(mse, torch.nn.functional.mse_loss(output, target))
+    torch.testing.assert_close(huber, torch.nn.functional.huber_loss(output, target, delta=0.5))
+    torch.testing.assert_close(smooth, torch.nn.functional.smooth_l1_loss(output, target, beta=0.5))
+    assert len({round(float(x), 4) for x in (mse, huber, smooth)}) == 3
+    mask = torch.zeros(2, 6, 8)
+    mask[:, :3] = 1.0  # a masked-out region contributes nothing
+    changed = target.clone()
+    changed[:, 3:] += 100
+    torch.testing.assert_close(
+        layers.loss_fn(output, (target, mask)), layers.loss_fn(output, (changed, mask))
+    )
+
+
+def test_fuse_adapters_adds_the_lora_into_the_base_weights(tmp_path: Path) -> None:
+    rank = 2
+    gen = torch.Generator().manual_seed(4)
+    tensors = {
+        k: torch.randn(shape, generator=gen)
+        for k, shape in diffusion_pipe_lora_shapes(hidden=32, mlp=128, depth=2, single=2, rank=rank).items()
+    }
+    save_file(tensors, str(tmp_path / "adapter_model.safetensors"), metadata={"format": "pt"})
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": rank, "lora_alpha": 2 * rank}))
+    model, base = _model(), _model()
+    lora.merge_adapter(model, str(tmp_path))
+    weights, before = dict(model.named_parameters()), dict(base.named_parameters())
+    key = "diffusion_model.single_blocks.1.linear1"
+    delta = tensors[f"{key}.lora_B.weight"] @ tensors[f"{key}.lora_A.weight"] * 2.0  # alpha / r
+    got = (
+        weights["single_transformer_blocks.1.linear1.weight"]
+        - before["single_transformer_blocks.1.linear1.weight"]
+    )
+    torch.testing.assert_close(got, delta, rtol=1e-4, atol=1e-4)
+    untouched = "transformer_blocks.0.attn.norm_q.weight"
+    assert torch.equal(weights[untouched], before[untouched])

@@ -538,3 +538,47 @@ def test_checkpoint_every_n_minutes_zero_is_valid(workspace: Path) -> None:
     assert run(path).ok
     bad = edit(workspace, "checkpoint_every_n_minutes = 0", "checkpoint_every_n_minutes = -1")
     assert not run(bad).ok
+
+
+def test_builtin_engine_names_every_key_it_does_not_honour(workspace: Path) -> None:
+    edit(workspace, "epochs = 10", "epochs = 10\ncompile = true")
+    edit(
+        workspace,
+        "path = 'images'",
+        "path = 'images'\nmask_path = 'masks'\nonline_captions = true",
+        "dataset.toml",
+    )
+    edit(
+        workspace,
+        "resolutions = [512]",
+        "resolutions = [512]\nsize_buckets = [[512, 512, 1]]",
+        "dataset.toml",
+    )
+    (workspace / "masks").mkdir()
+    report = run(workspace / "main.toml")
+    assert "builtin-ignores" not in codes(report)  # diffusion-pipe honours them all
+    path = workspace / "main.toml"
+    path.write_text(path.read_text() + "\n[dpipe_tui]\nengine = 'builtin'\n")
+    report = run(path)
+    gaps = {
+        (f.file.name if f.file else "", f.key, f.line) for f in report.findings if f.code == "builtin-ignores"
+    }
+    assert gaps == {
+        ("main.toml", "compile", 4),
+        ("dataset.toml", "size_buckets", 2),
+        ("dataset.toml", "directory[0].mask_path", 10),
+        ("dataset.toml", "directory[0].online_captions", 11),
+    }
+    mask = next(f for f in report.findings if f.key == "directory[0].mask_path")
+    assert mask.severity is Severity.WARNING
+    assert "the built-in engine does not honour mask_path: it trains without masks" in mask.message
+    assert "engine = 'diffusion-pipe'" in (mask.fix or "")
+
+
+def test_chroma_fuse_adapters_weight_is_ignored_by_diffusion_pipe(workspace: Path) -> None:
+    text = (workspace / "main.toml").read_text()
+    assert "[adapter]" in text
+    path = edit(workspace, "[adapter]", "[adapter]\nfuse_adapters = [{path = 'x', weight = 0.5}]")
+    f = find(run(path), "ignored-key")
+    assert f.key == "adapter.fuse_adapters[0].weight"
+    assert "weight 1" in f.message

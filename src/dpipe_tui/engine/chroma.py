@@ -1,9 +1,9 @@
 """Chroma on diffusers: loading the parts, encoding, and the flow-matching training inputs.
 
 Why diffusers and not the original Chroma code: diffusers is installable everywhere and has
-``ChromaTransformer2DModel``; diffusion-pipe's layout differences are handled at the edges
-(an original/BFL-layout ``transformer_path`` is converted on load; LoRAs are converted to the
-BFL names on save, see lora.py). The training objective is diffusion-pipe's (models/chroma.py):
+``ChromaTransformer2DModel``; the model is given the original layout's fused Linears at load and
+every parameter has its BFL name (bfl.py): a BFL ``transformer_path`` loads by renaming, a
+diffusers one by fusing. The training objective is diffusion-pipe's (models/chroma.py):
 latents packed 2x2, ``x_t = (1-t)·x1 + t·x0``, target ``x0 - x1``, t from logit-normal (with
 ``sigmoid_scale``) or uniform, then ``shift`` or the resolution-dependent ``flux_shift``.
 
@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+
+from dpipe_tui.engine import bfl
 
 DTYPE_MAP = {
     "float32": torch.float32,
@@ -90,7 +92,7 @@ def _rope_axes(head_dim: int) -> tuple[int, int, int]:
 
 
 def infer_config(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """ChromaTransformer2DModel kwargs from a diffusers-layout state dict."""
+    """ChromaTransformer2DModel kwargs from a state dict in our (fused diffusers) names."""
 
     def count(prefix: str) -> int:
         pat = re.compile(re.escape(prefix) + r"(\d+)\.")
@@ -114,23 +116,24 @@ def infer_config(sd: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 
 def _read_transformer_file(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """A transformer checkpoint in our fused names (see bfl.py), and its config when it names one."""
     with safe_open(path, framework="pt") as f:
         meta = f.metadata() or {}
     sd = load_file(path)
     config = json.loads(meta[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in meta else None
-    if any(k.startswith(("double_blocks.", "model.diffusion_model.")) for k in sd):
-        # Original (BFL) Chroma layout, as diffusion-pipe expects: convert with diffusers' converter.
-        from diffusers.loaders.single_file_utils import convert_chroma_transformer_checkpoint_to_diffusers
-
-        print(f"Converting original-layout Chroma checkpoint {path} to the diffusers layout", flush=True)
-        sd = convert_chroma_transformer_checkpoint_to_diffusers(sd)
-    return sd, config
+    if bfl.is_bfl(sd):  # the original (BFL) Chroma layout, as diffusion-pipe expects: names only
+        try:
+            return bfl.bfl_to_fused(sd), config
+        except KeyError as exc:
+            raise RuntimeError(f"{path}: not an original-layout Chroma checkpoint: {exc}") from None
+    return bfl.fuse_state_dict(sd), config
 
 
 def load_transformer(
     model_cfg: dict[str, Any], *, random_init: bool, seed: int, device: torch.device, dtype: torch.dtype
 ) -> Any:
-    """Build the ChromaTransformer2DModel from ``transformer_path`` or with random weights.
+    """Build the ChromaTransformer2DModel, with the original layout's fused Linears (bfl.py), from
+    ``transformer_path`` or with random weights.
 
     Random init (``[dpipe_tui] random_init = true``) reads the architecture from
     ``<diffusers_path>/transformer/config.json`` (real Chroma's when absent) and draws weights
@@ -148,13 +151,13 @@ def load_transformer(
         torch.set_default_dtype(dtype)  # build in the compute dtype: half the peak memory of fp32
         try:
             with torch.device(device):
-                return ChromaTransformer2DModel(**config)
+                return bfl.fuse_modules(ChromaTransformer2DModel(**config))
         finally:
             torch.set_default_dtype(previous)
     sd, config = _read_transformer_file(model_cfg["transformer_path"])
     config = config or infer_config(sd)
     with torch.device("meta"):
-        model: Any = ChromaTransformer2DModel(**config)
+        model: Any = bfl.fuse_modules(ChromaTransformer2DModel(**config))
     model.load_state_dict(sd, strict=True, assign=True)
     # The non-persistent mod_proj buffer is not in the file: rebuild it off the meta device.
     embed = model.time_text_embed
@@ -166,6 +169,16 @@ def load_transformer(
         torch.arange(out_dim) * 1000, 2 * channels, flip_sin_to_cos=True, downscale_freq_shift=0
     )
     return model.to(device)
+
+
+def model_config(model: Any) -> dict[str, Any]:
+    """The model's constructor arguments (what :data:`CONFIG_METADATA_KEY` stores)."""
+    return {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
+
+
+def bfl_state_dict(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our parameters under the original layout's names (a full fine-tune's ``model.safetensors``)."""
+    return {bfl.to_bfl(k): v for k, v in named.items()}
 
 
 def pack_latents(latents: torch.Tensor) -> torch.Tensor:

@@ -137,6 +137,14 @@ def scan_directory(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> Directory
         raise ValueError(f"num_repeats must be >0, was {num_repeats}")
     scan = DirectoryScan(path=path, num_repeats=num_repeats)
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix not in SKIP_SUFFIXES)
+    if archives := [f for f in files if f.suffix == ".tar"]:
+        log.warning(
+            "%d .tar archive(s) in %s are not read by the built-in engine (diffusion-pipe reads the images "
+            "inside); skipped",
+            len(archives),
+            path,
+        )
+        files = [f for f in files if f.suffix != ".tar"]
     if get("shuffle_metadata", True):
         random.Random(seed_from_hash(path)).shuffle(files)
     by_caption_number: dict[Bucket, list[list[Sample]]] = {}
@@ -194,9 +202,14 @@ class EpochPlan:
 
 
 def plan_epoch(
-    scans: list[DirectoryScan], micro_batch_size: int | list[list[int]], gas: int, dp_world: int
+    scans: list[DirectoryScan],
+    micro_batch_size: int | list[list[int]],
+    gas: int,
+    dp_world: int,
+    subsample_ratio: float | None = None,
 ) -> EpochPlan:
-    """Pool directories per size bucket, round down, and interleave buckets (spec §3.3)."""
+    """Pool directories per size bucket, round down, and interleave buckets (spec §3.3); a dataset's
+    ``subsample_ratio`` keeps the first fraction of the interleaved batches (0 or unset: all)."""
     pooled: dict[Bucket, list[tuple[int, list[Sample]]]] = {}
     for d, scan in enumerate(scans):
         for bucket, samples in scan.samples_by_bucket.items():
@@ -238,6 +251,9 @@ def plan_epoch(
         batches.append(bucket_batches[b][cursors[b]])
         sizes.append(per_rank_sizes[b])
         cursors[b] += 1
+    if subsample_ratio:  # diffusion-pipe: `if subsample_ratio := ...`, so 0 means off
+        keep = int(len(batches) * subsample_ratio)
+        batches, sizes = batches[:keep], sizes[:keep]
     return EpochPlan(batches=batches, per_rank=sizes, dropped=dropped)
 
 

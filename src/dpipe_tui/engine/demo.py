@@ -90,16 +90,18 @@ def write_vae(folder: Path) -> None:
 
 
 def write_transformer(path: Path, config: dict[str, Any]) -> None:
-    """A random ChromaTransformer2DModel as one safetensors file (config in its metadata)."""
+    """A random Chroma transformer as one safetensors file in the original (BFL) layout that
+    diffusion-pipe's ``transformer_path`` takes (its config in the metadata: the size is not Chroma's)."""
     import torch
     from diffusers import ChromaTransformer2DModel
     from safetensors.torch import save_file
 
+    from dpipe_tui.engine import bfl
     from dpipe_tui.engine.chroma import CONFIG_METADATA_KEY
 
     torch.manual_seed(SEED)
-    model: Any = ChromaTransformer2DModel(**config)
-    sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+    model: Any = bfl.fuse_modules(ChromaTransformer2DModel(**config))
+    sd = {bfl.to_bfl(k): v.contiguous() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(sd, str(path), metadata={"format": "pt", CONFIG_METADATA_KEY: json.dumps(config)})
 

@@ -9,7 +9,9 @@ by (seed, epoch, batch, dp rank, micro-batch), which is what makes resume exact.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +112,8 @@ def cache_directory(scan: DirectoryScan, models: Models, config: dict[str, Any],
                 store.save()
     print(f"caching text embeddings: {scan.path}", flush=True)
     captions = sorted({s.caption for lst in scan.samples_by_bucket.values() for s in lst})
+    if config.get("uncond_fraction", 0.0) > 0 and "" not in captions:
+        captions.insert(0, "")  # the empty caption uncond_fraction trains with
     te_id = _model_identity(root, "text_encoder_2") + _model_identity(root, "tokenizer_2")
     fp = cache.fingerprint({"captions": captions, "te": te_id, "max_len": chroma.MAX_SEQUENCE_LENGTH})
     store = cache.Store(
@@ -175,12 +179,21 @@ def micro_batches(
     model_cfg: dict[str, Any],
     seed_parts: tuple[int, ...],
     quantile: float | None = None,
+    uncond_fraction: float = 0.0,
 ) -> list[tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]]:
-    """Split one rank's samples of a step into ``gas`` (features, labels) micro-batches."""
+    """Split one rank's samples of a step into ``gas`` (features, labels) micro-batches.
+
+    With ``uncond_fraction`` each sample's caption is the empty one with that probability, as
+    diffusion-pipe draws it per item (train and eval); the draw is seeded like the noise.
+    """
     size = len(samples) // gas
     out = []
     for m in range(gas):
-        lat, text, lengths = source.collate(samples[m * size : (m + 1) * size])
+        part = samples[m * size : (m + 1) * size]
+        if uncond_fraction > 0:
+            rng = random.Random(step_seed(*seed_parts, m, -1))
+            part = [dataclasses.replace(s, caption="") if rng.random() < uncond_fraction else s for s in part]
+        lat, text, lengths = source.collate(part)
         gen = torch.Generator().manual_seed(step_seed(*seed_parts, m))
         out.append(chroma.make_inputs(lat, text, lengths, model_cfg, gen, quantile))
     return out

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
 from deepspeed.pipe import PipelineModule
 from torch import nn
+from torch.nn import functional as F
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,7 +74,8 @@ class EmbedLayer(nn.Module):
             img = self.x_embedder(x_t)
             txt = self.context_embedder(text)
             with torch.no_grad():  # the approximator is frozen (as in diffusion-pipe)
-                temb = self.distilled_guidance_layer(self.time_text_embed(t.to(img.dtype) * 1000))
+                # the timestep embedding in fp32, as diffusion-pipe (the approximator runs under autocast)
+                temb = self.distilled_guidance_layer(self.time_text_embed(t.float() * 1000))
                 cos, sin = self.pos_embed(torch.cat((txt_ids, img_ids), dim=0))
         return img, txt, temb.requires_grad_(True), cos.requires_grad_(True), sin.requires_grad_(True), mask
 
@@ -121,13 +124,31 @@ class SingleBlockLayer(nn.Module):
     def forward(self, inputs: Activations) -> Activations:
         hidden, txt, temb, cos, sin, mask = inputs
         with _autocast(self.autocast):
-            hidden = self.block(
-                hidden_states=hidden,
-                temb=temb[:, self.mod : self.mod + 3],
-                image_rotary_emb=(cos, sin),
-                attention_mask=_mask_or_none(mask),
+            hidden = single_block_forward(
+                self.block, hidden, temb[:, self.mod : self.mod + 3], (cos, sin), _mask_or_none(mask)
             )
         return hidden, txt, temb, cos, sin, mask
+
+
+def single_block_forward(
+    block: Any,
+    hidden: torch.Tensor,
+    temb: torch.Tensor,
+    rope: tuple[torch.Tensor, torch.Tensor],
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """A ChromaSingleTransformerBlock whose q, k, v and MLP input come from one fused ``linear1``
+    (the original layout, see bfl.py): the same maths as diffusers' forward on the split Linears."""
+    norm_hidden, gate = block.norm(hidden, emb=temb)
+    dim = norm_hidden.shape[-1]
+    qkv, mlp = block.linear1(norm_hidden).split([3 * dim, block.mlp_hidden_dim], dim=-1)
+    pair_mask = None if mask is None else mask[:, None, None, :] * mask[:, None, :, None]
+    attn = block.attn(hidden_states=qkv, image_rotary_emb=rope, attention_mask=pair_mask)
+    out = gate.unsqueeze(1) * block.proj_out(torch.cat([attn, block.act_mlp(mlp)], dim=2))
+    hidden = hidden + out
+    if hidden.dtype == torch.float16:
+        hidden = hidden.clip(-65504, 65504)
+    return hidden
 
 
 class FinalLayer(nn.Module):
@@ -162,15 +183,36 @@ def to_layers(model: Any, autocast: torch.dtype | None) -> list[Any]:
     return layers
 
 
-def loss_fn(output: torch.Tensor, labels: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """MSE between the predicted and the true flow (diffusion-pipe's default loss)."""
+def loss_fn(
+    output: torch.Tensor,
+    labels: tuple[torch.Tensor, ...],
+    *,
+    huber_delta: float | None = None,
+    smooth_l1_beta: float | None = None,
+) -> torch.Tensor:
+    """diffusion-pipe's loss between the predicted and the true flow: MSE, or Huber (``huber_delta``)
+    or smooth L1 (``smooth_l1_beta``), per element, times the mask when there is one, then the mean."""
     target, mask = labels
-    loss = torch.nn.functional.mse_loss(
-        output.float(), target.to(output.device, torch.float32), reduction="none"
-    )
+    target = target.to(output.device, torch.float32)
+    if huber_delta is not None:
+        loss = F.huber_loss(output.float(), target, reduction="none", delta=huber_delta)
+    elif smooth_l1_beta is not None:
+        loss = F.smooth_l1_loss(output.float(), target, reduction="none", beta=smooth_l1_beta)
+    else:
+        loss = F.mse_loss(output.float(), target, reduction="none")
     if mask.numel() > 0:
         loss = loss * mask.to(output.device, torch.float32)
     return loss.mean()
+
+
+def loss_for(config: dict[str, Any]) -> Callable[..., torch.Tensor]:
+    """The loss function the config asks for (``huber_delta`` wins over ``smooth_l1_beta``)."""
+    huber, beta = config.get("huber_delta"), config.get("smooth_l1_beta")
+    return partial(
+        loss_fn,
+        huber_delta=None if huber is None else float(huber),
+        smooth_l1_beta=None if beta is None else float(beta),
+    )
 
 
 class EnginePipelineModule(PipelineModule):  # type: ignore[misc]

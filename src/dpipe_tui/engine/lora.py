@@ -1,12 +1,11 @@
-"""LoRA on the diffusers Chroma transformer, saved in diffusion-pipe's (BFL/ComfyUI) layout.
+"""diffusion-pipe's Chroma LoRA: one rank-r adapter on each Linear of the double and single blocks.
 
-Why a conversion: diffusion-pipe trains the original Chroma, whose attention has one fused
-``qkv`` Linear per stream and whose single blocks have one ``linear1`` (q, k, v and the MLP input
-fused). diffusers splits those. A user's ComfyUI expects diffusion-pipe's names (spec §6), so on
-save the separate LoRAs are fused *exactly*: for parts with LoRA factors (A_i: r×in, B_i: out_i×r),
-the fused LoRA has A = [A_1; A_2; ...] (Σr × in) and B = blockdiag(B_1, B_2, ...) (Σout × Σr), so
-B·A stacks exactly the B_i·A_i. alpha = rank everywhere (scale 1, no alpha tensors), which
-``adapter_config.json`` states with ``rank_pattern``/``alpha_pattern`` for the fused modules.
+The model has the original layout's fused Linears (bfl.py), so the adapter is diffusion-pipe's shape
+for shape: ``img_attn.qkv`` is one Linear with one rank-r LoRA, and so is ``single_blocks.N.linear1``.
+Saving renames to the BFL module paths with diffusion-pipe's ``diffusion_model.`` prefix (ComfyUI
+format, spec §6); ``adapter_config.json`` is the LoraConfig diffusion-pipe writes (BFL target
+names, ``lora_alpha == r``, its ``exclude_modules``). ``exclude_modules`` patterns are written
+against the BFL names, so they are matched on those and the kept modules handed to PEFT by our names.
 """
 
 from __future__ import annotations
@@ -18,53 +17,34 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-DOUBLE = {
-    "img_attn.qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
-    "img_attn.proj": ("attn.to_out.0",),
-    "txt_attn.qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
-    "txt_attn.proj": ("attn.to_add_out",),
-    "img_mlp.0": ("ff.net.0.proj",),
-    "img_mlp.2": ("ff.net.2",),
-    "txt_mlp.0": ("ff_context.net.0.proj",),
-    "txt_mlp.2": ("ff_context.net.2",),
-}
-SINGLE = {"linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp"), "linear2": ("proj_out",)}
+from dpipe_tui.engine import bfl
+
+PREFIX = "diffusion_model."
 
 
-def bfl_targets(model: Any) -> list[tuple[str, list[str]]]:
-    """(BFL module path, [diffusers module paths]) for every block Linear of the model."""
-    out = []
-    for i in range(len(model.transformer_blocks)):
-        out += [
-            (f"double_blocks.{i}.{k}", [f"transformer_blocks.{i}.{p}" for p in v]) for k, v in DOUBLE.items()
-        ]
-    for i in range(len(model.single_transformer_blocks)):
-        out += [
-            (f"single_blocks.{i}.{k}", [f"single_transformer_blocks.{i}.{p}" for p in v])
-            for k, v in SINGLE.items()
-        ]
-    return out
-
-
-def target_modules(model: Any) -> list[str]:
-    """diffusers names of every Linear in the double and single blocks (diffusion-pipe's targets)."""
-    return [p for _, parts in bfl_targets(model) for p in parts]
+def _excluded(name: str, exclude: Any) -> bool:
+    """PEFT's ``exclude_modules`` rule: a string is a full-match regex, a list names modules or suffixes."""
+    if not exclude:
+        return False
+    if isinstance(exclude, str):
+        return re.fullmatch(exclude, name) is not None
+    return any(name == item or name.endswith(f".{item}") for item in exclude)
 
 
 def configure(model: Any, adapter_cfg: dict[str, Any], dtype: torch.dtype) -> Any:
-    """Inject a PEFT LoRA (alpha = rank) and freeze everything else; returns the LoraConfig."""
+    """Inject the LoRA (alpha = rank) and freeze everything else; returns the LoraConfig to save."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    config = LoraConfig(
-        r=adapter_cfg["rank"],
-        lora_alpha=adapter_cfg["rank"],
-        lora_dropout=adapter_cfg.get("dropout", 0.0),
-        bias="none",
-        target_modules=target_modules(model),
-        exclude_modules=adapter_cfg.get("exclude_modules"),
-    )
+    rank, dropout = adapter_cfg["rank"], adapter_cfg.get("dropout", 0.0)
+    exclude = adapter_cfg.get("exclude_modules")
+    targets = bfl.block_linears(model)
+    kept = [n for n in targets if not _excluded(bfl.to_bfl(n), exclude)]
+    if not kept:
+        raise ValueError(f"[adapter] exclude_modules = {exclude!r} excludes every module: nothing to train")
     model.requires_grad_(False)
-    inject_adapter_in_model(config, model)
+    inject_adapter_in_model(
+        LoraConfig(r=rank, lora_alpha=rank, lora_dropout=dropout, bias="none", target_modules=kept), model
+    )
     trainable = total = 0
     for name, p in model.named_parameters():
         p.original_name = name
@@ -77,108 +57,93 @@ def configure(model: Any, adapter_cfg: dict[str, Any], dtype: torch.dtype) -> An
         f"trainable params: {trainable:,d} || all params: {total:,d} || "
         f"trainable%: {100 * trainable / total:.4f}"
     )
-    return config
+    return LoraConfig(
+        r=rank,
+        lora_alpha=rank,
+        lora_dropout=dropout,
+        bias="none",
+        target_modules=sorted(bfl.to_bfl(n) for n in targets),
+        exclude_modules=exclude,
+    )
 
 
 def peft_state_dict(named: list[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Trainable LoRA tensors by diffusers name, ``.default`` removed (diffusion-pipe's naming)."""
+    """Trainable LoRA tensors by our name, ``.default`` removed (diffusion-pipe's naming)."""
     return {n.replace(".default", ""): t.detach().cpu() for n, t in named if "lora_" in n}
 
 
-def _shapes(model: Any) -> dict[str, tuple[int, int]]:
-    return {n: (m.in_features, m.out_features) for n, m in model.named_modules() if hasattr(m, "in_features")}
+def to_comfy(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our LoRA tensors under diffusion-pipe's saved names (``diffusion_model.<BFL path>...``)."""
+    return {PREFIX + bfl.to_bfl(k): v.contiguous() for k, v in sd.items()}
 
 
-def to_bfl(sd: dict[str, torch.Tensor], model: Any) -> dict[str, torch.Tensor]:
-    """Convert diffusers-named LoRA tensors to exact BFL-layout ones (prefix ``diffusion_model.``)."""
-    shapes = _shapes(model)
-    out: dict[str, torch.Tensor] = {}
-    for bfl, parts in bfl_targets(model):
-        present = [p for p in parts if f"{p}.lora_A.weight" in sd]
-        if not present:
-            continue
-        rank = sd[f"{present[0]}.lora_A.weight"].shape[0]
-        a_list, b_list = [], []
-        for p in parts:
-            if f"{p}.lora_A.weight" in sd:
-                a_list.append(sd[f"{p}.lora_A.weight"])
-                b_list.append(sd[f"{p}.lora_B.weight"])
-            else:  # an excluded part contributes exactly zero
-                base = p.replace(".base_layer", "")
-                in_f, out_f = shapes.get(base) or shapes[f"{base}.base_layer"]
-                a_list.append(torch.zeros(rank, in_f, dtype=sd[f"{present[0]}.lora_A.weight"].dtype))
-                b_list.append(torch.zeros(out_f, rank, dtype=a_list[0].dtype))
-        out[f"diffusion_model.{bfl}.lora_A.weight"] = torch.cat(a_list, 0).contiguous()
-        out[f"diffusion_model.{bfl}.lora_B.weight"] = torch.block_diag(*b_list).contiguous()
-    return out
+def save_adapter(save_dir: Path, sd: dict[str, torch.Tensor], peft_config: Any, dtype: Any) -> None:
+    """Write ``adapter_model.safetensors`` ({"format": "pt"}) and ``adapter_config.json``."""
+    peft_config.save_pretrained(str(save_dir))
+    tensors = {k: v.to(dtype) for k, v in to_comfy(sd).items()}
+    save_file(tensors, str(save_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
 
 
-def save_adapter(
-    save_dir: Path, sd: dict[str, torch.Tensor], model: Any, peft_config: Any, dtype: Any
-) -> None:
-    """Write ``adapter_model.safetensors`` (BFL names, {"format": "pt"}) and ``adapter_config.json``."""
-    from peft import LoraConfig
-
-    bfl = {k: v.to(dtype) for k, v in to_bfl(sd, model).items()}
-    save_file(bfl, str(save_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
-    r = peft_config.r
-    patterns = {"qkv": 3 * r, "linear1": 4 * r}
-    modules = sorted({k.removeprefix("diffusion_model.").rsplit(".lora_", 1)[0] for k in bfl})
-    LoraConfig(
-        r=r,
-        lora_alpha=r,
-        lora_dropout=peft_config.lora_dropout,
-        bias="none",
-        target_modules=modules,
-        rank_pattern=patterns,
-        alpha_pattern=patterns,
-    ).save_pretrained(str(save_dir))
-
-
-def _split_fused(
-    a: torch.Tensor, b: torch.Tensor, parts: list[str], shapes: dict[str, tuple[int, int]]
-) -> Any:
-    n = len(parts)
-    if a.shape[0] % n:
-        raise RuntimeError(f"cannot split a fused LoRA of rank {a.shape[0]} into {n} parts")
-    r = a.shape[0] // n
-    outs = [shapes[p][1] if p in shapes else shapes[f"{p}.base_layer"][1] for p in parts]
-    rows = [0]
-    for o in outs:
-        rows.append(rows[-1] + o)
-    result = {}
-    for i, p in enumerate(parts):
-        block = b[rows[i] : rows[i + 1]]
-        off = torch.cat([block[:, : i * r], block[:, (i + 1) * r :]], 1)
-        if off.numel() and off.abs().max() > 0:
-            raise RuntimeError("the fused LoRA is not block-diagonal; it cannot be loaded into split q/k/v")
-        result[p] = (a[i * r : (i + 1) * r], block[:, i * r : (i + 1) * r])
-    return result
-
-
-def load_adapter(model: Any, path: str) -> None:
-    """``init_from_existing``: a folder with exactly one .safetensors (or a file), BFL or diffusers names."""
-    print(f"Loading adapter weights from path {path}")
+def read_adapter(path: str) -> dict[str, torch.Tensor]:
+    """A saved LoRA (a folder with exactly one .safetensors, or the file) by BFL module path."""
     p = Path(path)
     files = [p] if p.is_file() else sorted(p.glob("*.safetensors"))
     if len(files) != 1:
         raise RuntimeError(f"{'No' if not files else 'Multiple'} safetensors file(s) found in {path}")
-    raw = {re.sub(r"^(transformer|diffusion_model)\.", "", k): v for k, v in load_file(str(files[0])).items()}
-    shapes = _shapes(model)
-    diffusers_sd: dict[str, torch.Tensor] = {}
-    bfl_map = dict(bfl_targets(model))
-    for key in [k for k in raw if k.endswith(".lora_A.weight")]:
-        module = key.removesuffix(".lora_A.weight")
-        a, b = raw[key], raw[f"{module}.lora_B.weight"]
-        if module in bfl_map:
-            for part, (pa, pb) in _split_fused(a, b, bfl_map[module], shapes).items():
-                diffusers_sd[f"{part}.lora_A.weight"], diffusers_sd[f"{part}.lora_B.weight"] = pa, pb
-        else:
-            diffusers_sd[key], diffusers_sd[f"{module}.lora_B.weight"] = a, b
+    tensors = load_file(str(files[0]))
+    return {re.sub(r"^(transformer|diffusion_model)\.", "", k): v for k, v in tensors.items()}
+
+
+def load_adapter(model: Any, path: str) -> None:
+    """``init_from_existing``: diffusion-pipe's saved LoRA (or ours: the same) into the injected one."""
+    print(f"Loading adapter weights from path {path}")
     params = dict(model.named_parameters())
+    loaded = {}
+    for key, value in read_adapter(path).items():
+        try:
+            ours = bfl.from_bfl(key)
+        except KeyError:
+            raise RuntimeError(
+                f"{path}: {key} is not a LoRA of the original Chroma layout (diffusion-pipe's names, "
+                "e.g. diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight)"
+            ) from None
+        target = re.sub(r"\.weight$", ".default.weight", ours)
+        if target not in params:
+            raise RuntimeError(f"{path}: {key} is not in the model's adapter (excluded, or another model)")
+        if params[target].shape != value.shape:
+            raise RuntimeError(
+                f"{path}: {key} has shape {tuple(value.shape)}, this run's adapter "
+                f"{tuple(params[target].shape)}: set [adapter] rank to the LoRA's rank"
+            )
+        loaded[target] = value
     with torch.no_grad():
-        for key, value in diffusers_sd.items():
-            target = key.replace(".weight", ".default.weight")
-            if target not in params:
-                raise RuntimeError(f"adapter key {key} is not in the model parameters")
+        for target, value in loaded.items():
             params[target].copy_(value.to(params[target].dtype))
+
+
+def merge_adapter(model: Any, path: str) -> None:
+    """``fuse_adapters``: add a saved LoRA's B·A x alpha/r (from its adapter_config.json; 1 without
+    one) into the base Linears, as diffusion-pipe's merge_and_unload does for Chroma. diffusion-pipe
+    ignores an entry's ``weight`` for Chroma (only Flux reads it); so does this (the validator warns)."""
+    import json
+
+    tensors = read_adapter(path)
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    scale = 1.0
+    config_file = folder / "adapter_config.json"
+    if config_file.is_file():
+        cfg = json.loads(config_file.read_text(encoding="utf-8"))
+        scale = float(cfg.get("lora_alpha", cfg.get("r", 1))) / float(cfg.get("r", 1))
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for key in [k for k in tensors if k.endswith(".lora_A.weight")]:
+            module_path = key.removesuffix(".lora_A.weight")
+            try:
+                linear = modules[bfl.from_bfl(module_path)]
+            except KeyError:
+                raise RuntimeError(
+                    f"{path}: {module_path} is not a Linear of the original Chroma layout"
+                ) from None
+            a, b = tensors[key].float(), tensors[f"{module_path}.lora_B.weight"].float()
+            delta = (b @ a) * scale
+            linear.weight.add_(delta.to(linear.weight.device, linear.weight.dtype))

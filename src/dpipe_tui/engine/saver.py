@@ -9,6 +9,7 @@ rank 0 and broadcast, so ranks cannot disagree (diffusion-pipe lets each rank lo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as tdist
 
-from dpipe_tui.engine import lora
+from dpipe_tui.engine import chroma, lora
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -77,15 +78,15 @@ class Saver:
             for path in sorted(tmp.glob("*.bin")):
                 sd.update(torch.load(path, map_location="cpu", weights_only=True))
             if self.peft_config is not None:
-                lora.save_adapter(save_dir, sd, self.model, self.peft_config, self.save_dtype)
-            else:
+                lora.save_adapter(save_dir, sd, self.peft_config, self.save_dtype)
+            else:  # the original layout's names, loadable as transformer_path by diffusion-pipe and us
                 from safetensors.torch import save_file
 
                 dtype = self.save_dtype
                 save_file(
-                    {k: v.to(dtype) for k, v in sd.items()},
+                    {k: v.to(dtype).contiguous() for k, v in chroma.bfl_state_dict(sd).items()},
                     str(save_dir / "model.safetensors"),
-                    {"format": "pt"},
+                    {"format": "pt", chroma.CONFIG_METADATA_KEY: json.dumps(chroma.model_config(self.model))},
                 )
             shutil.copy(self.config["_config_path"], save_dir)
             shutil.rmtree(tmp)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as tdist
 
-from dpipe_tui.engine import chroma, inputs, lora
+from dpipe_tui.engine import bfl, chroma, inputs, lora
 from dpipe_tui.engine.config import load_dataset_config
 from dpipe_tui.engine.data import DirectoryScan, resolutions_of, scan_directory
 
@@ -70,11 +70,13 @@ def precision(config: dict[str, Any], on_cpu: bool) -> Precision:
     }
     save = config.get("save_dtype")
     if on_cpu:
+        # saves in save_dtype or the adapter dtype, as diffusion-pipe: the same file on any machine
+        stored = save or names["adapter dtype"]
         if any(v != "float32" for v in names.values()) and tdist.get_rank() == 0:
             given = ", ".join(f"{k}={v}" for k, v in names.items())
-            print(f"CPU run: computing and storing in float32 (config: {given})", flush=True)
+            print(f"CPU run: computing in float32, saving in {stored} (config: {given})", flush=True)
         f32 = torch.float32
-        return Precision(f32, f32, f32, chroma.DTYPE_MAP[save] if save else f32, None)
+        return Precision(f32, f32, f32, chroma.DTYPE_MAP[stored], None)
     m = chroma.DTYPE_MAP
     adapter = m[names["adapter dtype"]]
     return Precision(
@@ -93,22 +95,27 @@ class Datasets:
     train: list[DirectoryScan]
     evals: dict[str, list[DirectoryScan]]
     too_many_resolutions: bool
+    train_subsample: float | None = None
+    subsample: dict[str, float | None] = field(default_factory=dict)  # per eval dataset name
 
 
 def scan_datasets(config: dict[str, Any], skip_checks: bool) -> Datasets:
     """Read and scan the dataset TOMLs (relative paths against the main profile's folder)."""
     base = Path(config["_base_dir"])
 
-    def scan(path: str) -> tuple[list[DirectoryScan], bool]:
+    ratios: dict[str, float | None] = {}
+
+    def scan(path: str, name: str) -> tuple[list[DirectoryScan], bool]:
         ds = load_dataset_config(Path(path), base)
         many = any(
             len(resolutions_of(d.get("resolutions", ds.get("resolutions", [])))) > 3 for d in ds["directory"]
         )
+        ratios[name] = ds.get("subsample_ratio")
         return [scan_directory(d, ds) for d in ds["directory"]], many and not skip_checks
 
-    train, many = scan(config["dataset"])
-    evals = {e["name"]: scan(e["config"])[0] for e in config.get("eval_datasets") or []}
-    return Datasets(train, evals, many)
+    train, many = scan(config["dataset"], "")
+    evals = {e["name"]: scan(e["config"], e["name"])[0] for e in config.get("eval_datasets") or []}
+    return Datasets(train, evals, many, ratios.pop(""), ratios)
 
 
 def run_caching(
@@ -137,17 +144,21 @@ def build_transformer(
     )
     if model.dtype != p.dtype:
         model.to(p.dtype)
+    adapter = config.get("adapter")
+    if adapter and (fuse := adapter.get("fuse_adapters")):
+        print(f"Fusing adapters: {fuse}", flush=True)
+        for entry in fuse:
+            lora.merge_adapter(model, entry["path"])
     if p.transformer != p.dtype:
-        blocks = [*model.transformer_blocks, *model.single_transformer_blocks]
         if p.transformer in (torch.float8_e4m3fn, torch.float8_e5m2):
             from diffusers.hooks import apply_layerwise_casting  # type: ignore[attr-defined]
 
-            for block in blocks:
+            for block in [*model.transformer_blocks, *model.single_transformer_blocks]:
                 apply_layerwise_casting(block, storage_dtype=p.transformer, compute_dtype=p.dtype)
-        else:
-            for block in blocks:
-                block.to(p.transformer)
-    adapter = config.get("adapter")
+        else:  # as diffusion-pipe: norms, biases, embedders, approximator and final layer stay
+            for name, param in model.named_parameters():
+                if not any(x in bfl.to_bfl(name) for x in bfl.KEEP_IN_HIGH_PRECISION):
+                    param.data = param.data.to(p.transformer)
     torch.manual_seed(seed)  # identical LoRA init on every rank
     if adapter:
         peft_config = lora.configure(model, adapter, p.adapter)

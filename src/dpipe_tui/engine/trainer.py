@@ -49,12 +49,19 @@ class DataState:
         self.epoch, self.index = int(state["epoch"]), max(int(state["num_batches_pulled"]) - 1, 0)
 
 
+def train_micro_batch(config: dict[str, Any]) -> Any:
+    """The micro-batch size of training: images train at ``image_micro_batch_size_per_gpu`` when
+    set (as train.py; every dataset of the built-in engine is images)."""
+    return config.get("image_micro_batch_size_per_gpu", config.get("micro_batch_size_per_gpu", 1))
+
+
 class Run:
     """One training process (one rank)."""
 
     def __init__(self, args: Any, config: dict[str, Any]) -> None:
         self.args, self.config = args, config
         self.seed = int((config.get("dpipe_tui") or {}).get("seed", 0))
+        self.uncond = float(config.get("uncond_fraction", 0.0))
         self.rank = 0
 
     def build(self) -> bool:
@@ -105,23 +112,33 @@ class Run:
         self.pipe = layers.EnginePipelineModule(
             layers=layers.to_layers(model, p.autocast),
             num_stages=config.get("pipeline_stages", 1),
-            loss_fn=layers.loss_fn,
+            loss_fn=layers.loss_for(config),
             partition_method=config.get("partition_method", "parameters"),
             manual_split=config.get("partition_split"),
             dynamic_shape=True,
             **kwargs,
         )
-        mbs_cfg = config.get("micro_batch_size_per_gpu", 1)
+        mbs_cfg = train_micro_batch(config)
         mbs = mbs_cfg if isinstance(mbs_cfg, int) else mbs_cfg[0][1]
         self.gas = int(config.get("gradient_accumulation_steps", 1))
+        optim_cfg = dict(config["optimizer"])
+        release = bool(optim_cfg.get("gradient_release", False))
         ds_config = {
             "train_micro_batch_size_per_gpu": mbs,
             "gradient_accumulation_steps": self.gas,
-            "gradient_clipping": float(config.get("gradient_clipping", 1.0)),
+            # gradient release steps each parameter as its gradient arrives, so nothing is clipped
+            # (train.py sets 0); the update itself is the same as one optimizer step after backward
+            "gradient_clipping": 0.0 if release else float(config.get("gradient_clipping", 1.0)),
             "steps_per_print": int(config.get("steps_per_print", 1)),
         }
         params = [q for q in self.pipe.parameters() if q.requires_grad]
-        optim_cfg = dict(config["optimizer"])
+        if half_life := optim_cfg.pop("beta2_half_life", None):
+            dp_world = tdist.get_world_size() // int(config.get("pipeline_stages", 1))
+            betas = list(optim_cfg["betas"])
+            betas[1] = 0.5 ** (mbs * self.gas * dp_world / half_life)
+            if self.rank == 0:
+                print(f"Computed beta2 = {betas[1]}", flush=True)
+            optim_cfg["betas"] = betas
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=self.pipe,
             model_parameters=params,
@@ -141,7 +158,7 @@ class Run:
         self.engine.lr_scheduler = build_scheduler(self.optimizer, config, len(self.plan))
 
     def _plan_train(self, mbs_cfg: Any, dp_world: int) -> None:
-        self.plan = plan_epoch(self.data.train, mbs_cfg, self.gas, dp_world)
+        self.plan = plan_epoch(self.data.train, mbs_cfg, self.gas, dp_world, self.data.train_subsample)
         if len(self.plan) == 0:
             raise RuntimeError(
                 "Processed dataset was empty. Probably caused by rounding down for each size bucket.\n"
@@ -152,11 +169,12 @@ class Run:
     def _plan_evals(self, evals: dict[str, Any]) -> None:
         cfg = self.config
         mbs = cfg.get("eval_micro_batch_size_per_gpu", cfg.get("micro_batch_size_per_gpu", 1))
+        mbs = cfg.get("eval_image_micro_batch_size_per_gpu", mbs)
         self.eval_gas = int(cfg.get("eval_gradient_accumulation_steps", 1))
         dp_world = self.engine.grid.get_data_parallel_world_size()
         self.eval_plans: dict[str, EpochPlan] = {}
         for name, scans in evals.items():
-            plan = plan_epoch(scans, mbs, self.eval_gas, dp_world)
+            plan = plan_epoch(scans, mbs, self.eval_gas, dp_world, self.data.subsample.get(name))
             if len(plan) == 0:
                 # an empty plan would log an eval loss of 0.0 at every eval; say so and skip it
                 if self.rank == 0:
@@ -192,7 +210,7 @@ class Run:
                         samples = plan.rank_slice(index, self.dp_rank)
                         parts = (self.seed, -1, index, self.dp_rank, qi)
                         batches = inputs.micro_batches(
-                            self.source, samples, self.eval_gas, model_cfg, parts, q
+                            self.source, samples, self.eval_gas, model_cfg, parts, q, self.uncond
                         )
                         self.engine.reset_activation_shape()
                         it = self._iterator(batches)
@@ -249,20 +267,23 @@ class Run:
             torch.manual_seed(inputs.step_seed(self.seed, step, self.rank))
             samples = self.plan.rank_slice(self.state.index, self.dp_rank)
             parts = (self.seed, self.state.epoch, self.state.index, self.dp_rank)
-            batches = inputs.micro_batches(self.source, samples, self.gas, config["model"], parts)
+            batches = inputs.micro_batches(
+                self.source, samples, self.gas, config["model"], parts, uncond_fraction=self.uncond
+            )
             self.state.advance()
             self.engine.reset_activation_shape()
             loss = self.engine.train_batch(self._iterator(batches)).item()
             epoch_loss, num_steps = epoch_loss + loss, num_steps + 1
             new_epoch, checkpointed, saved = self.saver.process_epoch(epoch, step, examples)
             finished = new_epoch != epoch
+            x_axis = examples if config.get("x_axis_examples", False) else step
             if step % logging_steps == 0:
-                monitor.scalar("train/loss", loss, step)
+                monitor.scalar("train/loss", loss, x_axis)
             every_steps, every_epochs = config.get("eval_every_n_steps"), config.get("eval_every_n_epochs")
             if (every_steps and step % every_steps == 0) or (
                 finished and every_epochs and epoch % every_epochs == 0
             ):
-                self.evaluate(monitor, step)
+                self.evaluate(monitor, x_axis)
             if finished:
                 monitor.scalar("train/epoch_loss", epoch_loss / num_steps, epoch, x_name="epoch")
                 monitor.flush()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dpipe_tui.profiles.builtin_gaps import check_main_gaps
 from dpipe_tui.profiles.context import Context, did_you_mean, section_classes
 from dpipe_tui.profiles.findings import Severity
 from dpipe_tui.profiles.model_schema import BLOCK_SWAP_MAX, LORA_ONLY_SAVE, MODEL_CLASSES, NO_FULL_FINETUNE
@@ -62,6 +63,7 @@ def check_main(ctx: Context, data: Mapping[str, Any], *, gpu_count: int | None) 
     _check_block_swap(ctx, data)
     _check_monitoring(ctx, data)
     _check_misc(ctx, data)
+    check_main_gaps(ctx, data)
 
 
 def _check_ignored_keys(ctx: Context, data: Mapping[str, Any]) -> None:

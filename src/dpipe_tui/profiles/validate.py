@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from tomlkit.exceptions import ParseError
 
 from dpipe_tui.paths import DIFFUSION_PIPE_ENV
+from dpipe_tui.profiles.builtin_gaps import dataset_gaps, is_builtin
 from dpipe_tui.profiles.checks import check_main
 from dpipe_tui.profiles.context import Context, add_pydantic_errors
 from dpipe_tui.profiles.dataset_check import check_dataset
@@ -261,6 +262,9 @@ def _validate_children(
             demo=demo,
         )
         report.findings.extend(sub.findings)
+        child_data, _ = parse_toml(child_text, child)
+        if is_builtin(data) and child_data is not None:
+            report.findings.extend(dataset_gaps(child, PositionIndex(child_text), child_data))
     report.findings.extend(ctx.findings)
 
 
