@@ -106,6 +106,7 @@ def make_profile(folder: Path, assets: Assets, images: Path | None = None, **ove
         "directory": [{"path": str(images or assets.images), "num_repeats": 1}],
     }
     dataset.update(overrides.pop("dataset_overrides", {}))
+    dataset["directory"][0].update(overrides.pop("directory_overrides", {}))
     write_toml(folder / "dataset.toml", dataset)
     config: dict[str, Any] = {
         "output_dir": str(folder / "output"),

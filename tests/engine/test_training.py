@@ -14,7 +14,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from dpipe_tui.engine import chroma
+from dpipe_tui.engine import chroma, lora
 from tests.engine.bfl_shapes import bfl_checkpoint_shapes
 from tests.engine.conftest import (
     REPO,
@@ -153,20 +153,27 @@ def test_full_fine_tune_saves_the_original_layout_and_a_lora_starts_from_a_saved
     )
     before = chroma.bfl_state_dict(dict(start.named_parameters()))
     assert any(not torch.equal(saved[k], before[k]) for k in saved)  # it trained
-    first = launch(make_profile(tmp_path / "first", assets, epochs=1))
-    assert first.returncode == 0, first.stdout[-3000:]
-    (first_dir,) = run_dirs(tmp_path / "first")
+    # a LoRA of ours (random, not zero), written by the saver's function from an adapted model
+    lora_config = lora.configure(start, {"rank": 4}, torch.float32)
+    with torch.no_grad():
+        for name, param in start.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.01)
+    first = tmp_path / "first"
+    lora.save_adapter(
+        first, lora.peft_state_dict(list(start.named_parameters())), lora_config, torch.bfloat16
+    )
     # the full fine-tune as transformer_path, the first LoRA as the starting adapter
     profile = make_profile(
         tmp_path / "second",
         assets,
         epochs=1,
         model={"transformer_path": str(full_dir / "epoch1" / "model.safetensors")},
-        adapter={"init_from_existing": str(first_dir / "epoch1")},
+        adapter={"init_from_existing": str(first)},
     )
     second = launch(profile)
     assert second.returncode == 0, second.stdout[-3000:]
-    assert f"Loading adapter weights from path {first_dir / 'epoch1'}" in second.stdout
+    assert f"Loading adapter weights from path {first}" in second.stdout
     assert "TRAINING COMPLETE!" in second.stdout
 
 
@@ -176,6 +183,7 @@ def test_keys_diffusion_pipe_honours_change_the_run(tmp_path: Path, assets: Asse
         assets,
         epochs=1,
         x_axis_examples=True,
+        compile=True,
         uncond_fraction=0.5,
         huber_delta=0.3,
         image_micro_batch_size_per_gpu=2,
@@ -193,12 +201,45 @@ def test_keys_diffusion_pipe_honours_change_the_run(tmp_path: Path, assets: Asse
     out = result.stdout
     assert result.returncode == 0, out[-3000:]
     assert "Global batch size = 4" in out  # image_micro_batch_size_per_gpu 2 x GAS 2, not 4 x 2
+    assert "compile: the built-in engine compiles only on a GPU; training uncompiled" in out
+    assert re.search(r"gradient_clipping \.+ 0\.0$", out, re.M)  # gradient_release: nothing clipped
     assert f"Computed beta2 = {0.5 ** (4 / 8)}" in out  # train.py's line and formula
     assert max(step_losses(out)) == 3  # 24 images / 4 = 6 batches, subsample_ratio 0.5 keeps 3
     (run_dir,) = run_dirs(tmp_path)
     scalars = read_scalars(run_dir)
     assert [x for x, _ in scalars["train/loss"]] == [4, 8, 12]  # x_axis_examples: examples, not steps
     assert "caching text embeddings" in out  # the empty caption cached for uncond_fraction
+
+
+def test_masks_captions_json_and_tar_archives_train(tmp_path: Path, assets: Assets) -> None:
+    import tarfile
+
+    from PIL import Image
+
+    folder, masks = tmp_path / "mixed", tmp_path / "masks"
+    folder.mkdir()
+    masks.mkdir()
+    images = sorted(assets.images.glob("*.png"))
+    with tarfile.open(folder / "pack.tar", "w") as tar:
+        for image in images[:8]:
+            tar.add(image, arcname=image.name)
+    for image in images[8:]:
+        shutil.copy(image, folder / image.name)
+    captions = {i.name: [(assets.images / f"{i.stem}.txt").read_text(), f"a {i.stem}"] for i in images}
+    (folder / "captions.json").write_text(json.dumps(captions))
+    for image in images[::2]:  # half the images weigh only their left half
+        with Image.open(image) as img:
+            mask = Image.new("RGB", img.size, "black")
+        mask.paste((255, 255, 255), (0, 0, mask.width // 2, mask.height))
+        mask.save(masks / f"{image.stem}.png")
+    profile = make_profile(
+        tmp_path, assets, images=folder, epochs=1, directory_overrides={"mask_path": str(masks)}
+    )
+    result = launch(profile)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:]
+    assert max(step_losses(out)) == 12  # 24 images x 2 captions.json captions, 8 read from the .tar
+    assert "No mask file was found for image" in out  # the other half train unmasked, as diffusion-pipe
 
 
 def test_cache_is_reused_trusted_invalidated_and_regenerated(tmp_path: Path, assets: Assets) -> None:

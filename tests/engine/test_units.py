@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -518,3 +519,129 @@ def test_fuse_adapters_adds_the_lora_into_the_base_weights(tmp_path: Path) -> No
     torch.testing.assert_close(got, delta, rtol=1e-4, atol=1e-4)
     untouched = "transformer_blocks.0.attn.norm_q.weight"
     assert torch.equal(weights[untouched], before[untouched])
+
+
+def _json_tar_folder(tmp_path: Path, assets: Assets) -> Path:
+    """The shapes images with captions.json (two captions for some, none for two) and four of them
+    inside a .tar archive."""
+    import tarfile
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    images = sorted(assets.images.glob("*.png"))
+    captions: dict[str, list[str]] = {}
+    for i, image in enumerate(images):
+        if i >= 2:
+            captions[image.name] = [f"shape {i}", f"a drawing of shape {i}"] if i % 2 else [f"shape {i}"]
+    with tarfile.open(folder / "pack.tar", "w") as tar:
+        for image in images[:4]:
+            tar.add(image, arcname=image.name)
+    for image in images[4:]:
+        shutil.copy(image, folder / image.name)
+    (folder / "captions.json").write_text(json.dumps(captions))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("ds", "steps"),
+    [
+        ({}, 8),  # 22 images with a caption (2 missing), 11 with two: 33 items in 4-batches
+        ({"shuffle_tags": True, "cache_shuffle_num": 2}, 16),
+        ({"size_buckets": [[64, 64, 1], [96, 48, 1]], "resolutions": None}, 8),
+    ],
+)
+def test_captions_json_tar_archives_and_size_buckets_plan_like_diffusion_pipe(
+    tmp_path: Path, assets: Assets, ds: dict[str, Any], steps: int
+) -> None:
+    from dpipe_tui.datasets import plan_for_profile
+    from dpipe_tui.engine.setup import scan_datasets
+    from tests.engine.conftest import make_profile
+
+    folder = _json_tar_folder(tmp_path, assets)
+    profile = make_profile(tmp_path, assets, images=folder, dataset_overrides=ds)
+    if ds.get("resolutions", 0) is None:  # size_buckets replace resolutions and AR buckets
+        text = profile.with_name("dataset.toml").read_text()
+        kept = [ln for ln in text.splitlines() if not ln.startswith(("resolutions", "min_ar", "max_ar"))]
+        profile.with_name("dataset.toml").write_text("\n".join(kept).replace("num_ar_buckets = 3", "") + "\n")
+    config = load_config(profile)
+    scans = scan_datasets(config, False)
+    ours = data.plan_epoch(scans.train, 4, 1, 1)
+    theirs = plan_for_profile(profile, base_dir=tmp_path, world_size=1)
+    assert len(ours) == theirs.steps_per_epoch == steps
+    samples = [s for b in ours.batches for s in b]
+    assert any(data.TAR_SEPARATOR in s.image for s in samples)  # the archive's members train
+    if not ds:
+        assert {s.caption for s in samples} >= {"shape 3", "a drawing of shape 3", "shape 2"}
+        member = next(s.image for s in samples if data.TAR_SEPARATOR in s.image)
+        with data.open_image(member) as img:
+            assert img.size[0] > 0
+    if "size_buckets" in ds:
+        assert {s.bucket[1:3] for s in samples} <= {(64, 64), (96, 48)}
+
+
+def test_masks_weight_the_loss_per_latent_pixel(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from dpipe_tui.engine import inputs
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for name in ("a", "b"):
+        Image.new("RGB", (64, 64), "red").save(images / f"{name}.png")
+        (images / f"{name}.txt").write_text(name)
+    mask = Image.new("RGB", (64, 64), "black")
+    mask.paste((255, 255, 255), (0, 0, 32, 64))  # the left half counts, the right half does not
+    mask.save(masks / "a.png")
+    scan = data.scan_directory({"path": str(images), "mask_path": str(masks)}, {"resolutions": [64]})
+    by_image = {Path(s.image).stem: s for lst in scan.samples_by_bucket.values() for s in lst}
+    assert by_image["a"].mask == str(masks / "a.png")
+    assert by_image["b"].mask is None  # no mask file: trains unmasked (ones), as diffusion-pipe
+    source = inputs.Source()
+    for s in by_image.values():
+        source.latents[(s.bucket, s.image)] = torch.zeros(16, 8, 8)
+        source.text[inputs._caption_key(s.caption)] = torch.ones(2, 32)
+        if s.mask:
+            source.masks[(s.bucket, s.image)] = inputs.load_mask(s.mask, s.bucket, (8, 8))
+    ((_, (target, packed)),) = inputs.micro_batches(
+        source, [by_image["a"], by_image["b"]], 1, {}, (1, 1, 0, 0)
+    )
+    grid = packed.view(2, 4, 4, 16, 2, 2)  # (b, h/2, w/2, c, 2, 2)
+    assert torch.all(grid[0, :, :2] == 1)
+    assert torch.all(grid[0, :, 2:] == 0)
+    assert torch.all(grid[1] == 1)
+    output = torch.randn(target.shape)
+    changed = target.clone()
+    changed[0].view(4, 4, 64)[:, 2:] += 50.0  # only where the mask is 0
+    torch.testing.assert_close(
+        layers.loss_fn(output, (target, packed)), layers.loss_fn(output, (changed, packed))
+    )
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    Image.new("RGB", (32, 32)).save(bad / "a.png")
+    with pytest.raises(ValueError, match="was not the same as image shape"):
+        data.scan_directory({"path": str(images), "mask_path": str(bad)}, {"resolutions": [64]})
+    with pytest.raises(RuntimeError, match="Invalid mask_path"):
+        data.scan_directory({"path": str(images), "mask_path": str(tmp_path / "nope")}, {"resolutions": [64]})
+
+
+def test_transformer_dtype_keeps_diffusion_pipes_high_precision_parameters(assets: Assets) -> None:
+    from dpipe_tui.engine import setup
+
+    config = {"model": {"transformer_path": str(assets.transformer)}}
+    p = setup.Precision(torch.float32, torch.bfloat16, torch.float32, torch.float32, None)
+    model, peft_config = setup.build_transformer(config, CPU, p, seed=0)
+    assert peft_config is None
+    dtypes = {bfl.to_bfl(n): t.dtype for n, t in model.named_parameters()}
+    kept = {n for n in dtypes if any(x in n for x in bfl.KEEP_IN_HIGH_PRECISION)}
+    assert "double_blocks.0.img_attn.norm.query_norm.scale" in kept
+    assert {
+        "img_in.weight",
+        "txt_in.weight",
+        "final_layer.linear.weight",
+        "double_blocks.1.img_mlp.0.bias",
+    } <= kept
+    assert all(dtypes[n] == torch.float32 for n in kept)
+    cast = set(dtypes) - kept
+    assert {"double_blocks.0.img_attn.qkv.weight", "single_blocks.1.linear2.weight"} <= cast
+    assert all(dtypes[n] == torch.bfloat16 for n in cast)

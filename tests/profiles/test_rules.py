@@ -545,7 +545,7 @@ def test_builtin_engine_names_every_key_it_does_not_honour(workspace: Path) -> N
     edit(
         workspace,
         "path = 'images'",
-        "path = 'images'\nmask_path = 'masks'\nonline_captions = true",
+        "path = 'images'\ncontrol_path = 'controls'\nmask_path = 'masks'",
         "dataset.toml",
     )
     edit(
@@ -554,7 +554,8 @@ def test_builtin_engine_names_every_key_it_does_not_honour(workspace: Path) -> N
         "resolutions = [512]\nsize_buckets = [[512, 512, 1]]",
         "dataset.toml",
     )
-    (workspace / "masks").mkdir()
+    for name in ("masks", "controls"):
+        (workspace / name).mkdir()
     report = run(workspace / "main.toml")
     assert "builtin-ignores" not in codes(report)  # diffusion-pipe honours them all
     path = workspace / "main.toml"
@@ -563,16 +564,12 @@ def test_builtin_engine_names_every_key_it_does_not_honour(workspace: Path) -> N
     gaps = {
         (f.file.name if f.file else "", f.key, f.line) for f in report.findings if f.code == "builtin-ignores"
     }
-    assert gaps == {
-        ("main.toml", "compile", 4),
-        ("dataset.toml", "size_buckets", 2),
-        ("dataset.toml", "directory[0].mask_path", 10),
-        ("dataset.toml", "directory[0].online_captions", 11),
-    }
-    mask = next(f for f in report.findings if f.key == "directory[0].mask_path")
-    assert mask.severity is Severity.WARNING
-    assert "the built-in engine does not honour mask_path: it trains without masks" in mask.message
-    assert "engine = 'diffusion-pipe'" in (mask.fix or "")
+    # masks and size_buckets are honoured by the built-in engine: no word about them
+    assert gaps == {("main.toml", "compile", 4), ("dataset.toml", "directory[0].control_path", 10)}
+    control = next(f for f in report.findings if f.key == "directory[0].control_path")
+    assert control.severity is Severity.WARNING
+    assert "the built-in engine does not honour control_path: it trains no edit" in control.message
+    assert "engine = 'diffusion-pipe'" in (control.fix or "")
 
 
 def test_chroma_fuse_adapters_weight_is_ignored_by_diffusion_pipe(workspace: Path) -> None:

@@ -227,6 +227,7 @@ def make_inputs(
     model_cfg: dict[str, Any],
     generator: torch.Generator,
     quantile: float | None = None,
+    masks: torch.Tensor | None = None,
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """One micro-batch's (features, labels) for the pipeline.
 
@@ -237,6 +238,7 @@ def make_inputs(
         model_cfg: the ``[model]`` table (timestep keys).
         generator: the seeded RNG for timesteps and noise.
         quantile: a fixed timestep quantile (eval), or None to sample.
+        masks: loss masks at latent size (B, h, w), or None: packed like the latents, every channel.
     """
     bs, _, h, w = latents.shape
     x1 = pack_latents(latents.float())
@@ -248,4 +250,7 @@ def make_inputs(
     mask = torch.cat([positions < text_lengths[:, None], torch.ones(bs, x1.shape[1], dtype=torch.bool)], 1)
     txt_ids = torch.zeros(text.shape[1], 3)
     features = (x_t, text, mask, t, image_ids(h, w), txt_ids)
-    return features, (x0 - x1, torch.tensor([]))
+    if masks is None:
+        return features, (x0 - x1, torch.tensor([]))
+    packed = pack_latents(masks.float()[:, None].expand(-1, latents.shape[1], -1, -1).contiguous())
+    return features, (x0 - x1, packed)

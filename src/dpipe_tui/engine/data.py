@@ -3,9 +3,12 @@
 Why its own module: these are diffusion-pipe's rules (spec §3) for what one epoch is, and the
 supervisor's progress/ETA depends on them being the same in both engines. The rules followed:
 
-- a ``[[directory]]`` is not recursive; ``.txt .npz .json .parquet .bak .db`` are skipped; the
-  caption is ``<stem>.txt`` (``Path.with_suffix``); a missing caption skips the image unless
-  ``skip_empty_caption = false``; ``caption_prefix``, ``shuffle_tags`` / ``cache_shuffle_num``;
+- a ``[[directory]]`` is not recursive; ``.txt .npz .json .parquet .bak .db`` are skipped; a ``.tar``
+  contributes its members; captions come from ``captions.json`` when the folder has one (a list per
+  file name, each caption an item), else ``<stem>.txt`` (``Path.with_suffix``); a missing caption
+  skips the image unless ``skip_empty_caption = false``; ``caption_prefix``, ``shuffle_tags`` /
+  ``cache_shuffle_num``; masks from ``mask_path`` by stem, else ``default_mask_file``;
+- ``size_buckets`` replaces resolutions and aspect ratios (diffusion-pipe's index pairing);
 - resolutions are areas (``[w, h]`` → sqrt(w·h)); AR buckets are ``ar_buckets`` or a geometric
   range ``min_ar..max_ar`` (``num_ar_buckets``), deduplicated to 3 decimals; each image goes to the
   nearest AR in log space; the bucket size is w = sqrt(r²·ar), h = r²/w, rounded to 16;
@@ -22,6 +25,7 @@ HF datasets); step counts and bucket contents are identical.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import random
@@ -42,11 +46,16 @@ Bucket = tuple[float, int, int, int]
 
 @dataclass(frozen=True)
 class Sample:
-    """One training example: an image at a size bucket with one caption variant."""
+    """One training example: an image at a size bucket with one caption variant (and its mask)."""
 
     image: str
     bucket: Bucket
     caption: str
+    mask: str | None = None
+
+
+TAR_SEPARATOR = "::"
+"""An image inside a ``.tar`` archive is named ``<archive path>::<member name>``."""
 
 
 @dataclass
@@ -89,34 +98,96 @@ def size_bucket(ar: float, resolution: float) -> Bucket:
     return (ar, *rules.size_for(resolution, ar, ROUND_TO), 1)
 
 
-def _captions(text: str, count: int, delimiter: str, prefix: str, seed: int) -> list[str]:
+def fixed_size_bucket(size: tuple[int, int, int]) -> Bucket:
+    """The (ar, w, h, frames) bucket of a ``size_buckets`` entry (sides rounded to 16, as the model's)."""
+    w, h = rules.round_to_multiple(size[0], ROUND_TO), rules.round_to_multiple(size[1], ROUND_TO)
+    return (size[0] / size[1], w, h, 1)
+
+
+def _captions(texts: list[str], count: int, delimiter: str, prefix: str, seed: int) -> list[str]:
+    """diffusion-pipe's shuffle_captions: ``count`` tag-shuffled variants of each caption (0: as is)."""
     if count == 0:
-        return [prefix + text]
+        return [prefix + t for t in texts]
     rng = random.Random(seed)
     out = []
-    for _ in range(count):
-        tags = text.split(delimiter)
-        rng.shuffle(tags)
-        out.append(prefix + delimiter.join(tags))
+    for text in texts:
+        for _ in range(count):
+            tags = text.split(delimiter)
+            rng.shuffle(tags)
+            out.append(prefix + delimiter.join(tags))
     return out
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
+def open_image(image: str) -> Any:
+    """A PIL image of a file, or of a ``.tar`` member (:data:`TAR_SEPARATOR`); the caller closes it."""
+    import io
+    import tarfile
+
     from PIL import Image
 
+    if TAR_SEPARATOR not in image:
+        return Image.open(image)
+    archive, member = image.split(TAR_SEPARATOR, 1)
+    with tarfile.TarFile(archive) as tar:
+        handle = tar.extractfile(member)
+        if handle is None:
+            raise OSError(f"{member} is not a file in {archive}")
+        data = handle.read()
+    return Image.open(io.BytesIO(data))
+
+
+def _image_size(image: str) -> tuple[int, int] | None:
     try:
-        with Image.open(path) as img:
-            return img.size
+        with open_image(image) as img:
+            width, height = img.size
+            return int(width), int(height)
     except Exception as exc:  # any unreadable media is skipped, as in diffusion-pipe
-        log.warning("Media file %s could not be opened. Skipping. The exception was: %s", path, exc)
+        log.warning("Media file %s could not be opened. Skipping. The exception was: %s", image, exc)
         return None
 
 
+def _mask_size(mask: str) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(mask) as img:
+        width, height = img.size
+        return int(width), int(height)
+
+
+def _specs(path: Path, files: list[Path]) -> list[tuple[str, str]]:
+    """(image, name for captions.json) of each file; a ``.tar`` gives each of its members."""
+    import tarfile
+
+    out = []
+    for file in files:
+        if file.suffix != ".tar":
+            out.append((str(file), file.name))
+            continue
+        with tarfile.TarFile(file) as tar:  # plain tar, as diffusion-pipe opens it
+            out += [(f"{file}{TAR_SEPARATOR}{name}", name) for name in tar.getnames()]
+    return out
+
+
+def _folder_option(dir_cfg: dict[str, Any], key: str, *, folder: bool) -> Path | None:
+    if key not in dir_cfg:
+        return None
+    value = Path(dir_cfg[key])
+    if not (value.is_dir() if folder else value.is_file()):
+        raise RuntimeError(f"Invalid {key}: {value}")
+    return value
+
+
 def scan_directory(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> DirectoryScan:
-    """Enumerate a directory's images, captions and size buckets.
+    """Enumerate a directory's images (and ``.tar`` members), captions, masks and size buckets.
+
+    Captions come from ``captions.json`` when the folder has one (a list per file name: each caption
+    is an item), else from ``<stem>.txt``; masks from ``mask_path`` by stem, else
+    ``default_mask_file``; ``size_buckets`` replaces resolutions and aspect ratios.
 
     Raises:
-        RuntimeError: the folder does not exist or holds no images (diffusion-pipe's messages).
+        RuntimeError: the folder (or mask_path / default_mask_file) does not exist, or it holds no
+            images (diffusion-pipe's messages).
+        ValueError: a mask is not the size of its image (diffusion-pipe's message, raised at caching).
     """
 
     def get(key: str, default: Any = None) -> Any:
@@ -125,53 +196,79 @@ def scan_directory(dir_cfg: dict[str, Any], ds_cfg: dict[str, Any]) -> Directory
     path = Path(dir_cfg["path"])
     if not path.is_dir():
         raise RuntimeError(f"Invalid path: {path}")
-    for key in ("mask_path", "default_mask_file", "control_path"):
-        if key in dir_cfg:
-            log.warning("%s is not supported by the built-in engine; %s trains without it", key, path)
-    resolutions = resolutions_of(dir_cfg.get("resolutions", ds_cfg.get("resolutions", [512])))
-    ars = ar_buckets_of(dir_cfg, ds_cfg)
+    mask_path = _folder_option(dir_cfg, "mask_path", folder=True)
+    default_mask = _folder_option(dir_cfg, "default_mask_file", folder=False)
+    if "control_path" in dir_cfg:
+        log.warning("control_path is not supported by the built-in engine; %s trains without it", path)
+    masks = {p.stem: str(p) for p in mask_path.iterdir() if p.is_file()} if mask_path else {}
+    fixed = get("size_buckets")
+    index = rules.SizeBucketIndex.build([tuple(b) for b in fixed]) if fixed else None
+    resolutions = [] if index else resolutions_of(get("resolutions", [512]))
+    ars = [] if index else ar_buckets_of(dir_cfg, ds_cfg)
     shuffle_num = int(get("cache_shuffle_num", 0)) or (1 if get("shuffle_tags", False) else 0)
     delimiter, prefix = get("cache_shuffle_delimiter", ", "), get("caption_prefix", "")
     num_repeats = float(get("num_repeats", 1))
     if num_repeats <= 0:
         raise ValueError(f"num_repeats must be >0, was {num_repeats}")
+    captions_json: dict[str, Any] | None = None
+    if (path / "captions.json").is_file():
+        captions_json = json.loads((path / "captions.json").read_text(encoding="utf-8"))
+    elif get("online_captions", False):
+        raise RuntimeError(f"online_captions: {path} has no captions.json")
     scan = DirectoryScan(path=path, num_repeats=num_repeats)
     files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix not in SKIP_SUFFIXES)
-    if archives := [f for f in files if f.suffix == ".tar"]:
-        log.warning(
-            "%d .tar archive(s) in %s are not read by the built-in engine (diffusion-pipe reads the images "
-            "inside); skipped",
-            len(archives),
-            path,
-        )
-        files = [f for f in files if f.suffix != ".tar"]
+    specs = _specs(path, files)
     if get("shuffle_metadata", True):
-        random.Random(seed_from_hash(path)).shuffle(files)
-    by_caption_number: dict[Bucket, list[list[Sample]]] = {}
-    for file in files:
-        caption_file = file.with_suffix(".txt")
-        if caption_file.is_file():
-            text = caption_file.read_text(encoding="utf-8").strip()
-        elif get("skip_empty_caption", True):
-            log.warning("Cound not find caption for %s. Skipping image.", file)
-            continue
-        else:
-            log.warning("Cound not find caption for %s. Using empty caption.", file)
-            text = ""
-        size = _image_size(file)
+        random.Random(seed_from_hash(path)).shuffle(specs)
+    variants: dict[Bucket, list[list[Sample]]] = {}
+    mask_sizes: dict[str, tuple[int, int]] = {}
+    for image, name in specs:
+        texts: list[str] | None = None
+        if captions_json is not None:
+            entry = captions_json.get(name)
+            if entry is None:
+                log.warning("Image file %s does not have an entry in captions.json", name)
+            else:
+                texts = [str(c) for c in entry]
+        elif TAR_SEPARATOR not in image and Path(image).with_suffix(".txt").is_file():
+            texts = [Path(image).with_suffix(".txt").read_text(encoding="utf-8").strip()]
+        if texts is None:
+            if get("skip_empty_caption", True):
+                log.warning("Cound not find caption for %s. Skipping image.", image)
+                continue
+            log.warning("Cound not find caption for %s. Using empty caption.", image)
+            texts = [""]
+        size = _image_size(image)
         if size is None:
             continue
-        scan.images.append((str(file), *size))
-        ar = ars[rules.nearest_index(math.log(size[0] / size[1]), [math.log(a) for a in ars])]
-        captions = _captions(text, shuffle_num, delimiter, prefix, seed_from_hash(file))
-        for res in resolutions:
-            bucket = size_bucket(ar, res)
-            lists = by_caption_number.setdefault(bucket, [[] for _ in captions])
+        mask = masks.get(Path(name).stem) or (str(default_mask) if default_mask else None)
+        if mask is None and mask_path is not None:
+            log.warning("No mask file was found for image %s, not using mask.", image)
+        if mask is not None:
+            mask_sizes.setdefault(mask, _mask_size(mask))
+            if mask_sizes[mask] != size:
+                raise ValueError(
+                    f"Mask shape {mask_sizes[mask][::-1]} was not the same as image shape {size[::-1]}.\n"
+                    f"Image path: {image}\nMask path: {mask}"
+                )
+        scan.images.append((image, *size))
+        log_ar = math.log(size[0] / size[1])
+        if index is not None:
+            found = index.find(log_ar, 1)
+            buckets = [] if found is None else [fixed_size_bucket(found)]
+        else:
+            ar = ars[rules.nearest_index(log_ar, [math.log(a) for a in ars])]
+            buckets = [size_bucket(ar, res) for res in resolutions]
+        captions = _captions(texts, shuffle_num, delimiter, prefix, seed_from_hash(image))
+        for bucket in buckets:
+            lists = variants.setdefault(bucket, [])
             for i, caption in enumerate(captions):
-                lists[i].append(Sample(str(file), bucket, caption))
+                if i == len(lists):
+                    lists.append([])
+                lists[i].append(Sample(image, bucket, caption, mask))
     if not scan.images:
         raise RuntimeError(f"Directory {path} had no images/videos!")
-    for bucket, lists in by_caption_number.items():
+    for bucket, lists in variants.items():
         scan.samples_by_bucket[bucket] = [s for lst in lists for s in lst]
     return scan
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from dpipe_tui.engine import cache, chroma
-from dpipe_tui.engine.data import Bucket, DirectoryScan, Sample, seed_from_hash
+from dpipe_tui.engine.data import TAR_SEPARATOR, Bucket, DirectoryScan, Sample, open_image, seed_from_hash
 
 
 def _model_identity(root: Path, sub: str) -> list[Any]:
@@ -33,7 +33,7 @@ def _model_identity(root: Path, sub: str) -> list[Any]:
 def _load_pixels(path: str, bucket: Bucket) -> torch.Tensor:
     from PIL import Image, ImageOps
 
-    with Image.open(path) as img:
+    with open_image(path) as img:
         if img.mode == "RGBA" or "transparency" in img.info:
             rgba = img.convert("RGBA")
             canvas = Image.new("RGBA", rgba.size, (255, 255, 255))
@@ -89,9 +89,7 @@ def cache_directory(scan: DirectoryScan, models: Models, config: dict[str, Any],
         for bucket in buckets:
             print(f"caching latents: {bucket}", flush=True)
             images = sorted({s.image for s in scan.samples_by_bucket[bucket]})
-            fp = cache.fingerprint(
-                {"files": [cache.file_identity(i) for i in images], "bucket": bucket, "vae": vae_id}
-            )
+            fp = cache.fingerprint({"files": [_identity(i) for i in images], "bucket": bucket, "vae": vae_id})
             store = cache.Store(
                 cache.latents_dir(scan.path, bucket),
                 fp,
@@ -134,6 +132,27 @@ def cache_directory(scan: DirectoryScan, models: Models, config: dict[str, Any],
         store.save()
 
 
+def _identity(image: str) -> list[Any]:
+    """What makes an image's cached latents stale (a ``.tar`` member: its archive, and its name)."""
+    if TAR_SEPARATOR in image:
+        archive, member = image.split(TAR_SEPARATOR, 1)
+        return [*cache.file_identity(archive), member]
+    return cache.file_identity(image)
+
+
+def load_mask(path: str, bucket: Bucket, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """A loss mask at latent size: the first channel of the mask image fitted to the bucket (as
+    diffusion-pipe caches it, float16), then nearest-exact to the latent grid (as its Chroma does)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as img:
+        fitted = ImageOps.fit(img.convert("RGB"), (bucket[1], bucket[2]))
+    data = torch.frombuffer(bytearray(fitted.tobytes()), dtype=torch.uint8).view(bucket[2], bucket[1], 3)
+    mask = (data[..., 0].float() / 255.0).to(torch.float16)
+    resized = torch.nn.functional.interpolate(mask[None, None].float(), size=latent_hw, mode="nearest-exact")
+    return resized[0, 0].to(torch.float16)
+
+
 def _caption_key(caption: str) -> str:
     return hashlib.sha256(caption.encode()).hexdigest()[:24]
 
@@ -144,15 +163,23 @@ class Source:
 
     latents: dict[tuple[Bucket, str], torch.Tensor] = field(default_factory=dict)
     text: dict[str, torch.Tensor] = field(default_factory=dict)
+    masks: dict[tuple[Bucket, str], torch.Tensor] = field(default_factory=dict)
 
     def add_scan(self, scan: DirectoryScan) -> None:
-        for bucket in scan.samples_by_bucket:
+        for bucket, samples in scan.samples_by_bucket.items():
             for key, lat in cache.load_items(cache.latents_dir(scan.path, bucket)).items():
                 self.latents[(bucket, key)] = lat
+            for s in samples:
+                if s.mask is not None and (bucket, s.image) not in self.masks:
+                    hw = tuple(self.latents[(bucket, s.image)].shape[-2:])
+                    self.masks[(bucket, s.image)] = load_mask(s.mask, bucket, hw)  # type: ignore[arg-type]
         self.text.update(cache.load_items(cache.text_dir(scan.path)))
 
-    def collate(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(latents, text padded to the micro-batch's longest caption, attended text lengths).
+    def collate(
+        self, samples: list[Sample]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(latents, text padded to the micro-batch's longest caption, attended text lengths, loss
+        masks: None when no item has one, else ones for the items without, as diffusion-pipe).
 
         Masked text positions change nothing for the other tokens, so padding only to the
         longest caption (not to 512 tokens) gives the same result, and no mask at all (fast
@@ -163,7 +190,12 @@ class Source:
         text = torch.zeros(len(samples), max(e.shape[0] for e in embeds), embeds[0].shape[1])
         for i, e in enumerate(embeds):
             text[i, : e.shape[0]] = e
-        return lat, text, torch.tensor([e.shape[0] for e in embeds])
+        found = [self.masks.get((s.bucket, s.image)) for s in samples]
+        masks = None
+        if any(m is not None for m in found):
+            ones = torch.ones(lat.shape[-2:], dtype=torch.float16)
+            masks = torch.stack([ones if m is None else m for m in found])
+        return lat, text, torch.tensor([e.shape[0] for e in embeds]), masks
 
 
 def step_seed(*parts: int) -> int:
@@ -193,7 +225,7 @@ def micro_batches(
         if uncond_fraction > 0:
             rng = random.Random(step_seed(*seed_parts, m, -1))
             part = [dataclasses.replace(s, caption="") if rng.random() < uncond_fraction else s for s in part]
-        lat, text, lengths = source.collate(part)
+        lat, text, lengths, masks = source.collate(part)
         gen = torch.Generator().manual_seed(step_seed(*seed_parts, m))
-        out.append(chroma.make_inputs(lat, text, lengths, model_cfg, gen, quantile))
+        out.append(chroma.make_inputs(lat, text, lengths, model_cfg, gen, quantile, masks))
     return out

@@ -23,33 +23,28 @@ if TYPE_CHECKING:
 CODE = "builtin-ignores"
 _SWITCH = "or set [dpipe_tui] engine = 'diffusion-pipe'"
 
-MAIN_GAPS: dict[str, tuple[str, str]] = {
-    "compile": ("it does not torch.compile the model (same results, no compile speed-up)", "remove the key"),
-    "map_num_proc": ("it caches in one process (same cache, no parallel preprocessing)", "remove the key"),
+MAIN_GAPS: dict[str, tuple[str, str, Severity]] = {
+    "compile": (
+        "on the CPU it trains uncompiled (on a GPU it compiles the pipeline as train.py does)",
+        "remove the key for CPU runs",
+        Severity.HINT,
+    ),
+    "map_num_proc": (
+        "it caches in one process (the same cache, no parallel preprocessing)",
+        "remove the key",
+        Severity.HINT,
+    ),
 }
-"""Top-level keys: (what the built-in engine does instead, the fix)."""
+"""Top-level keys: (what the built-in engine does instead, the fix, how loud)."""
 
 DIRECTORY_GAPS: dict[str, tuple[str, str]] = {
-    "mask_path": ("it trains without masks: every pixel weighs 1 in the loss", f"remove the key, {_SWITCH}"),
-    "default_mask_file": (
-        "it trains without masks: every pixel weighs 1 in the loss",
-        f"remove the key, {_SWITCH}",
-    ),
     "control_path": ("it trains no edit (control) datasets", f"remove the key, {_SWITCH}"),
 }
 """``[[directory]]`` keys."""
 
-DATASET_GAPS: dict[str, tuple[str, str]] = {
-    "size_buckets": (
-        "it buckets by resolutions and aspect ratios only; fixed size buckets are not read",
-        f"give resolutions instead, {_SWITCH}",
-    ),
-    "online_captions": (
-        "it reads <image>.txt captions, not captions.json",
-        f"write one .txt per image, {_SWITCH}",
-    ),
-}
-"""Keys valid at dataset level and in a ``[[directory]]``."""
+DATASET_GAPS: dict[str, tuple[str, str]] = {}
+"""Keys valid at dataset level and in a ``[[directory]]`` (none today: masks, captions.json,
+``.tar`` archives and ``size_buckets`` are honoured)."""
 
 
 def _message(key: str, instead: str) -> str:
@@ -79,9 +74,9 @@ def check_main_gaps(ctx: Context, data: Mapping[str, Any]) -> None:
                 )
     if not is_builtin(data):
         return
-    for key, (instead, fix) in MAIN_GAPS.items():
+    for key, (instead, fix, severity) in MAIN_GAPS.items():
         if data.get(key):
-            ctx.warning((key,), _message(key, instead), code=CODE, fix=fix)
+            ctx.add(severity, (key,), _message(key, instead), code=CODE, fix=fix)
 
 
 def dataset_gaps(path: Path | None, index: PositionIndex, data: Mapping[str, Any]) -> list[Finding]:
