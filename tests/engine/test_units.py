@@ -645,3 +645,29 @@ def test_transformer_dtype_keeps_diffusion_pipes_high_precision_parameters(asset
     cast = set(dtypes) - kept
     assert {"double_blocks.0.img_attn.qkv.weight", "single_blocks.1.linear2.weight"} <= cast
     assert all(dtypes[n] == torch.bfloat16 for n in cast)
+
+
+@pytest.mark.parametrize(
+    ("keys", "train", "evaluation"),
+    [
+        ({}, 1, 1),
+        ({"micro_batch_size_per_gpu": 4}, 4, 4),
+        ({"micro_batch_size_per_gpu": 4, "image_micro_batch_size_per_gpu": 2}, 2, 4),
+        ({"micro_batch_size_per_gpu": 4, "eval_micro_batch_size_per_gpu": 3}, 4, 3),
+        (
+            {
+                "micro_batch_size_per_gpu": 4,
+                "eval_micro_batch_size_per_gpu": 3,
+                "eval_image_micro_batch_size_per_gpu": 2,
+            },
+            4,
+            2,
+        ),
+    ],
+)
+def test_image_micro_batch_sizes_take_precedence_as_in_train_py(
+    keys: dict[str, Any], train: int, evaluation: int
+) -> None:
+    from dpipe_tui.engine.trainer import eval_micro_batch, train_micro_batch
+
+    assert (train_micro_batch(keys), eval_micro_batch(keys)) == (train, evaluation)

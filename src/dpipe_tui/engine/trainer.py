@@ -55,6 +55,13 @@ def train_micro_batch(config: dict[str, Any]) -> Any:
     return config.get("image_micro_batch_size_per_gpu", config.get("micro_batch_size_per_gpu", 1))
 
 
+def eval_micro_batch(config: dict[str, Any]) -> Any:
+    """The eval micro-batch size: ``eval_image_micro_batch_size_per_gpu``, else
+    ``eval_micro_batch_size_per_gpu``, else the training ``micro_batch_size_per_gpu`` (train.py)."""
+    fallback = config.get("eval_micro_batch_size_per_gpu", config.get("micro_batch_size_per_gpu", 1))
+    return config.get("eval_image_micro_batch_size_per_gpu", fallback)
+
+
 class Run:
     """One training process (one rank)."""
 
@@ -173,8 +180,7 @@ class Run:
 
     def _plan_evals(self, evals: dict[str, Any]) -> None:
         cfg = self.config
-        mbs = cfg.get("eval_micro_batch_size_per_gpu", cfg.get("micro_batch_size_per_gpu", 1))
-        mbs = cfg.get("eval_image_micro_batch_size_per_gpu", mbs)
+        mbs = eval_micro_batch(cfg)
         self.eval_gas = int(cfg.get("eval_gradient_accumulation_steps", 1))
         dp_world = self.engine.grid.get_data_parallel_world_size()
         self.eval_plans: dict[str, EpochPlan] = {}
