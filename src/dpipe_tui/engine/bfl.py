@@ -95,22 +95,28 @@ def bfl_to_fused(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {from_bfl(k.removeprefix("model.diffusion_model.")): v for k, v in sd.items()}
 
 
+FUSED: dict[str, dict[str, tuple[str, ...]]] = {
+    "transformer_blocks": {
+        "attn.to_qkv": ("attn.to_q", "attn.to_k", "attn.to_v"),
+        "attn.to_added_qkv": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
+    },
+    "single_transformer_blocks": {"linear1": ("attn.to_q", "attn.to_k", "attn.to_v", "proj_mlp")},
+}
+"""Per block list: each fused Linear (path inside a block) and the diffusers Linears it replaces, in
+output order. One table for checkpoints (:func:`fuse_state_dict`) and modules (:func:`fuse_modules`)."""
+
+
 def fuse_state_dict(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A diffusers-layout checkpoint (separate q/k/v, proj_mlp) with our fused Linears."""
     out = dict(sd)
-    groups: list[tuple[str, list[str]]] = []
     for key in sd:
-        if m := re.match(r"^transformer_blocks\.(\d+)\.attn\.to_q\.weight$", key):
-            p = f"transformer_blocks.{m[1]}.attn."
-            groups.append((f"{p}to_qkv", [f"{p}to_q", f"{p}to_k", f"{p}to_v"]))
-            groups.append((f"{p}to_added_qkv", [f"{p}add_q_proj", f"{p}add_k_proj", f"{p}add_v_proj"]))
-        elif m := re.match(r"^single_transformer_blocks\.(\d+)\.attn\.to_q\.weight$", key):
-            p = f"single_transformer_blocks.{m[1]}."
-            parts = [f"{p}attn.to_q", f"{p}attn.to_k", f"{p}attn.to_v", f"{p}proj_mlp"]
-            groups.append((f"{p}linear1", parts))
-    for fused, parts in groups:
-        for suffix in (".weight", ".bias"):
-            out[fused + suffix] = torch.cat([out.pop(p + suffix) for p in parts], 0)
+        m = re.match(r"^(transformer_blocks|single_transformer_blocks)\.(\d+)\.attn\.to_q\.weight$", key)
+        if m is None:
+            continue
+        block = f"{m[1]}.{m[2]}."
+        for fused, parts in FUSED[m[1]].items():
+            for suffix in (".weight", ".bias"):
+                out[block + fused + suffix] = torch.cat([out.pop(block + p + suffix) for p in parts], 0)
     return out
 
 
@@ -127,21 +133,19 @@ def _linear_of(parts: list[nn.Linear]) -> nn.Linear:
 
 def fuse_modules(model: Any) -> Any:
     """Replace the model's split Linears with the original layout's fused ones, in place."""
-    for block in model.transformer_blocks:
-        attn = block.attn
-        attn.to_qkv = _linear_of([attn.to_q, attn.to_k, attn.to_v])
-        attn.to_added_qkv = _linear_of([attn.add_q_proj, attn.add_k_proj, attn.add_v_proj])
-        for name in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj"):
-            delattr(attn, name)
-        attn.fused_projections = True
-    for block in model.single_transformer_blocks:
-        attn = block.attn
-        block.linear1 = _linear_of([attn.to_q, attn.to_k, attn.to_v, block.proj_mlp])
-        for name in ("to_q", "to_k", "to_v"):
-            delattr(attn, name)
-        del block.proj_mlp
-        attn.to_qkv = nn.Identity()  # the single block's forward hands the attention q, k, v from linear1
-        attn.fused_projections = True
+    for blocks, table in FUSED.items():
+        for block in getattr(model, blocks):
+            for fused, parts in table.items():
+                linear = _linear_of([block.get_submodule(p) for p in parts])
+                for part in parts:
+                    parent, _, name = part.rpartition(".")
+                    delattr(block.get_submodule(parent), name)
+                parent, _, name = fused.rpartition(".")
+                setattr(block.get_submodule(parent), name, linear)
+            block.attn.fused_projections = True
+            if blocks == "single_transformer_blocks":
+                # the single block's forward hands the attention q, k, v from linear1
+                block.attn.to_qkv = nn.Identity()
     return model
 
 

@@ -171,8 +171,8 @@ class Source:
                 self.latents[(bucket, key)] = lat
             for s in samples:
                 if s.mask is not None and (bucket, s.image) not in self.masks:
-                    hw = tuple(self.latents[(bucket, s.image)].shape[-2:])
-                    self.masks[(bucket, s.image)] = load_mask(s.mask, bucket, hw)  # type: ignore[arg-type]
+                    *_, h, w = self.latents[(bucket, s.image)].shape
+                    self.masks[(bucket, s.image)] = load_mask(s.mask, bucket, (h, w))
         self.text.update(cache.load_items(cache.text_dir(scan.path)))
 
     def collate(

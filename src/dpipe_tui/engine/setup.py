@@ -103,19 +103,19 @@ def scan_datasets(config: dict[str, Any], skip_checks: bool) -> Datasets:
     """Read and scan the dataset TOMLs (relative paths against the main profile's folder)."""
     base = Path(config["_base_dir"])
 
-    ratios: dict[str, float | None] = {}
-
-    def scan(path: str, name: str) -> tuple[list[DirectoryScan], bool]:
+    def scan(path: str) -> tuple[list[DirectoryScan], bool, float | None]:
         ds = load_dataset_config(Path(path), base)
         many = any(
             len(resolutions_of(d.get("resolutions", ds.get("resolutions", [])))) > 3 for d in ds["directory"]
         )
-        ratios[name] = ds.get("subsample_ratio")
-        return [scan_directory(d, ds) for d in ds["directory"]], many and not skip_checks
+        scans = [scan_directory(d, ds) for d in ds["directory"]]
+        return scans, many and not skip_checks, ds.get("subsample_ratio")
 
-    train, many = scan(config["dataset"], "")
-    evals = {e["name"]: scan(e["config"], e["name"])[0] for e in config.get("eval_datasets") or []}
-    return Datasets(train, evals, many, ratios.pop(""), ratios)
+    train, many, ratio = scan(config["dataset"])
+    data = Datasets(train, {}, many, ratio)
+    for entry in config.get("eval_datasets") or []:
+        data.evals[entry["name"]], _, data.subsample[entry["name"]] = scan(entry["config"])
+    return data
 
 
 def run_caching(

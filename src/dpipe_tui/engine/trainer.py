@@ -126,10 +126,10 @@ class Run:
             **kwargs,
         )
         if config.get("compile", False):
-            if p.autocast is None and self.rank == 0:  # the CPU (validate says so too)
-                print("compile: the built-in engine compiles only on a GPU; training uncompiled", flush=True)
-            elif p.autocast is not None:
+            if p.autocast is not None:  # a GPU
                 self.pipe.compile(dynamic=True)  # as train.py
+            elif self.rank == 0:  # the CPU (validate says so too)
+                print("compile: the built-in engine compiles only on a GPU; training uncompiled", flush=True)
         mbs_cfg = train_micro_batch(config)
         mbs = mbs_cfg if isinstance(mbs_cfg, int) else mbs_cfg[0][1]
         self.gas = int(config.get("gradient_accumulation_steps", 1))

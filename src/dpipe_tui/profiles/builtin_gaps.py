@@ -40,11 +40,8 @@ MAIN_GAPS: dict[str, tuple[str, str, Severity]] = {
 DIRECTORY_GAPS: dict[str, tuple[str, str]] = {
     "control_path": ("it trains no edit (control) datasets", f"remove the key, {_SWITCH}"),
 }
-"""``[[directory]]`` keys."""
-
-DATASET_GAPS: dict[str, tuple[str, str]] = {}
-"""Keys valid at dataset level and in a ``[[directory]]`` (none today: masks, captions.json,
-``.tar`` archives and ``size_buckets`` are honoured)."""
+"""``[[directory]]`` keys (every dataset-level key is honoured: masks, captions.json, ``.tar``
+archives and ``size_buckets`` included)."""
 
 
 def _message(key: str, instead: str) -> str:
@@ -82,14 +79,11 @@ def check_main_gaps(ctx: Context, data: Mapping[str, Any]) -> None:
 def dataset_gaps(path: Path | None, index: PositionIndex, data: Mapping[str, Any]) -> list[Finding]:
     """Warnings on a dataset config's keys the built-in engine does not honour."""
     ctx = Context(path, index)
-    for key, (instead, fix) in DATASET_GAPS.items():
-        if data.get(key):
-            ctx.add(Severity.WARNING, (key,), _message(key, instead), code=CODE, fix=fix)
     directories = data.get("directory")
     for i, entry in enumerate(directories if isinstance(directories, list) else []):
         if not isinstance(entry, Mapping):
             continue
-        for key, (instead, fix) in {**DIRECTORY_GAPS, **DATASET_GAPS}.items():
+        for key, (instead, fix) in DIRECTORY_GAPS.items():
             if entry.get(key):
                 ctx.add(Severity.WARNING, ("directory", i, key), _message(key, instead), code=CODE, fix=fix)
     return ctx.findings
